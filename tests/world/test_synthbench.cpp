@@ -1,0 +1,168 @@
+// Validation of SynthBench: ground truth scores >= 0.98, and each corruption (noise, shuffled frames,
+// recoloured objects, frozen frames) lowers the metric it breaks; PSNR/SSIM sanity.
+// Run: ctest --test-dir build -R 'SynthBench|Fidelity'
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "world/fidelity.h"
+#include "world/synthbench.h"
+#include "world/world.h"
+
+using namespace surgeon::world;
+
+namespace {
+
+constexpr int kSeeds = 40;
+
+bool has_moving(const WorldSpec& s) {
+    for (const auto& o : s.objects)
+        if (o.motion != Motion::Still) return true;
+    return false;
+}
+
+// Frames in a fixed non-identity order (reverse halves interleaved), deterministic.
+torch::Tensor shuffle_frames(const torch::Tensor& v) {
+    const int64_t T = v.size(1);
+    std::vector<int64_t> order;
+    for (int64_t i = 0; i < T; ++i) order.push_back((i * 7 + 3) % T);  // 7 is coprime with 16
+    return v.index_select(1, torch::tensor(order));
+}
+
+}  // namespace
+
+TEST(SynthBench, GroundTruthScoresHigh) {
+    std::vector<BenchScores> all;
+    for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+        const auto spec = sample_spec(seed);
+        const auto s = synthbench(render(spec), spec);
+        EXPECT_GE(s.score, 0.9) << "seed " << seed << ": " << to_json(s, true).dump();
+        all.push_back(s);
+    }
+    const auto m = mean_scores(all);
+    EXPECT_GE(m.score, 0.98) << to_json(m).dump();
+    for (double v : {m.background, m.count, m.colour, m.shape, m.motion, m.consistency}) EXPECT_GE(v, 0.95) << to_json(m).dump();
+}
+
+TEST(SynthBench, GroundTruthAtOtherSizes) {
+    std::vector<BenchScores> all;
+    for (uint64_t seed = 100; seed < 110; ++seed) {
+        const auto spec = sample_spec(seed);
+        all.push_back(synthbench(render(spec, {12, 96, 80}), spec));
+    }
+    EXPECT_GE(mean_scores(all).score, 0.95) << to_json(mean_scores(all)).dump();
+}
+
+TEST(SynthBench, NoiseScoresLow) {
+    torch::manual_seed(0);
+    std::vector<BenchScores> all;
+    for (uint64_t seed = 0; seed < 10; ++seed) {
+        const auto spec = sample_spec(seed);
+        all.push_back(synthbench(torch::rand({3, 16, 64, 64}) * 2 - 1, spec));
+    }
+    const auto m = mean_scores(all);
+    EXPECT_LT(m.score, 0.35) << to_json(m).dump();
+    EXPECT_LT(m.background, 0.1);
+    EXPECT_LT(m.consistency, 0.5);
+}
+
+TEST(SynthBench, ShuffledFramesBreakMotionAndConsistency) {
+    std::vector<BenchScores> gt, bad;
+    for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+        const auto spec = sample_spec(seed);
+        if (!has_moving(spec)) continue;
+        const auto v = render(spec);
+        gt.push_back(synthbench(v, spec));
+        bad.push_back(synthbench(shuffle_frames(v), spec));
+    }
+    ASSERT_GE(gt.size(), 20u);
+    const auto g = mean_scores(gt), b = mean_scores(bad);
+    EXPECT_LT(b.motion, g.motion - 0.4) << to_json(b).dump();
+    EXPECT_LT(b.consistency, g.consistency - 0.1) << to_json(b).dump();
+    // Per-frame content is intact, so the content metrics stay high.
+    EXPECT_GE(b.colour, 0.9);
+    EXPECT_GE(b.shape, 0.9);
+    EXPECT_GE(b.background, 0.95);
+}
+
+TEST(SynthBench, RecolouredObjectsBreakColour) {
+    std::vector<BenchScores> gt, bad;
+    for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+        const auto spec = sample_spec(seed);
+        auto recoloured = spec;
+        for (auto& o : recoloured.objects) o.colour = static_cast<Colour>((static_cast<int>(o.colour) + 3) % kNumColours);
+        gt.push_back(synthbench(render(spec), spec));
+        bad.push_back(synthbench(render(recoloured), spec));
+    }
+    const auto g = mean_scores(gt), b = mean_scores(bad);
+    EXPECT_LT(b.colour, 0.1) << to_json(b).dump();
+    EXPECT_NEAR(b.shape, g.shape, 0.05);
+    EXPECT_NEAR(b.motion, g.motion, 0.05);
+    EXPECT_NEAR(b.count, g.count, 0.05);
+}
+
+TEST(SynthBench, FrozenFramesBreakMotion) {
+    std::vector<BenchScores> gt, bad;
+    for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+        const auto spec = sample_spec(seed);
+        bool all_moving = true;
+        for (const auto& o : spec.objects) all_moving = all_moving && o.motion != Motion::Still;
+        if (!all_moving) continue;
+        const auto v = render(spec);
+        gt.push_back(synthbench(v, spec));
+        bad.push_back(synthbench(v.slice(1, 0, 1).expand_as(v).contiguous(), spec));
+    }
+    ASSERT_GE(gt.size(), 15u);
+    const auto g = mean_scores(gt), b = mean_scores(bad);
+    EXPECT_LT(b.motion, 0.05) << to_json(b).dump();
+    EXPECT_GE(g.motion, 0.95);
+    EXPECT_GE(b.colour, 0.9);
+    EXPECT_GE(b.shape, 0.9);
+}
+
+TEST(SynthBench, WrongBackgroundBreaksBackground) {
+    std::vector<BenchScores> bad;
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+        const auto spec = sample_spec(seed);
+        auto other = spec;
+        other.background.first = static_cast<BackgroundColour>((static_cast<int>(spec.background.first) + 1) % kNumBackgroundColours);
+        if (other.background.kind == BackgroundKind::Solid) other.background.second = other.background.first;
+        bad.push_back(synthbench(render(other), spec));
+    }
+    const auto b = mean_scores(bad);
+    EXPECT_LT(b.background, 0.75) << to_json(b).dump();
+    EXPECT_GE(b.count, 0.95);
+}
+
+TEST(SynthBench, MissingObjectBreaksCount) {
+    std::vector<BenchScores> bad;
+    for (uint64_t seed = 0; seed < kSeeds; ++seed) {
+        const auto spec = sample_spec(seed);
+        if (spec.objects.size() != 2) continue;
+        auto one = spec;
+        one.objects.pop_back();
+        bad.push_back(synthbench(render(one), spec));
+    }
+    ASSERT_GE(bad.size(), 10u);
+    EXPECT_LT(mean_scores(bad).count, 0.05);
+}
+
+TEST(Fidelity, PsnrSsimIdentityAndMonotoneInNoise) {
+    const auto v = render(sample_spec(5));
+    EXPECT_TRUE(std::isinf(psnr(v, v)));
+    EXPECT_NEAR(ssim(v, v), 1.0, 1e-9);
+    torch::manual_seed(0);
+    const auto noise = torch::randn_like(v);
+    double last_psnr = 1e9, last_ssim = 1.0 + 1e-12;
+    for (double sigma : {0.01, 0.05, 0.2, 0.5}) {
+        const auto n = (v + sigma * noise).clamp(-1, 1);
+        const double p = psnr(n, v), s = ssim(n, v);
+        EXPECT_LT(p, last_psnr);
+        EXPECT_LT(s, last_ssim);
+        last_psnr = p, last_ssim = s;
+    }
+    // sigma 0.01 on [-1, 1] is 0.005 on [0, 1]: PSNR = -20 log10(0.005) = 46 dB (clamping lowers MSE a bit).
+    EXPECT_NEAR(psnr((v + 0.01 * noise), v), 46.0, 0.5);
+    EXPECT_THROW(psnr(v, v.slice(1, 0, 4)), surgeon::Error);
+}
