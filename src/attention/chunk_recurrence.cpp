@@ -1,0 +1,75 @@
+// Recurrent (RNN) form of causal chunked hybrid attention (method.md §3, ReHyAt): running S, z over frames
+// that left the overlap window, plus k, v, phi_k of at most T_o earlier frames. Equals the parallel form.
+#include "attention/hybrid_attention.h"
+#include "core/error.h"
+
+namespace surgeon {
+using torch::Tensor;
+
+CausalChunkState::CausalChunkState(const PlanEntry& entry, int64_t tokens_per_frame)
+    : entry_(entry), hw_(tokens_per_frame) {
+    SURGEON_CHECK(entry.kind == AttentionKind::Chunked && entry.causal,
+                  "recurrent chunked attention: expected a causal chunked plan entry, got {}", entry.describe());
+    SURGEON_CHECK(entry.chunk >= 1 && entry.overlap >= 0, "recurrent chunked attention: bad chunk {} / overlap {}",
+                  entry.chunk, entry.overlap);
+}
+
+Tensor CausalChunkState::step(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q,
+                              const Tensor& phi_k) {
+    const auto f32 = torch::kFloat32;
+    SURGEON_CHECK(q.dim() == 4 && q.size(1) % hw_ == 0,
+                  "recurrent chunked attention: chunk tokens must be a whole number of frames of {} tokens, got {}",
+                  hw_, q.sizes());
+    const int64_t n_frames = q.size(1) / hw_;
+    SURGEON_CHECK(n_frames >= 1 && n_frames <= entry_.chunk,
+                  "recurrent chunked attention: a step takes 1..{} frames, got {}", entry_.chunk, n_frames);
+    auto qt = q.transpose(1, 2), kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [B, H, n, D]
+    auto pq = phi_q.to(f32).transpose(1, 2), pk = phi_k.to(f32).transpose(1, 2);   // [B, H, n, D']
+    // Softmax keys: the cached overlap frames, then this chunk.
+    std::vector<Tensor> ks, vs;
+    for (const auto& fr : cache_) {
+        ks.push_back(fr.k);
+        vs.push_back(fr.v);
+    }
+    ks.push_back(kt);
+    vs.push_back(vt);
+    auto sb = detail::softmax_branch(qt, torch::cat(ks, 2), torch::cat(vs, 2), entry_.stabilizer);  // o [B,H,n,D]
+    Tensor y;  // [B, H, n, D]
+    if (S_.defined()) {
+        y = detail::combine(sb, torch::matmul(pq, S_), torch::matmul(pq, z_.unsqueeze(-1)));
+    } else {
+        auto zero_num = torch::zeros_like(sb.o);
+        auto zero_den = torch::zeros({q.size(0), q.size(2), q.size(1), 1}, sb.o.options());
+        y = detail::combine(sb, zero_num, zero_den);
+    }
+    // Push this chunk's frames, then fold frames that fall out of the next window into S, z.
+    for (int64_t f = 0; f < n_frames; ++f)
+        cache_.push_back({kt.narrow(2, f * hw_, hw_), vt.narrow(2, f * hw_, hw_), pk.narrow(2, f * hw_, hw_)});
+    frames_seen_ += n_frames;
+    while (static_cast<int64_t>(cache_.size()) > entry_.overlap) {
+        const auto& fr = cache_.front();
+        auto dS = torch::matmul(fr.phi_k.transpose(-1, -2), fr.v.to(f32));  // [B, H, D', D]
+        auto dz = fr.phi_k.sum(2);                                          // [B, H, D']
+        S_ = S_.defined() ? S_ + dS : dS;
+        z_ = z_.defined() ? z_ + dz : dz;
+        cache_.pop_front();
+    }
+    return y.transpose(1, 2);  // [B, n, H, D]
+}
+
+Tensor chunked_causal_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q,
+                                const Tensor& phi_k, const PlanEntry& entry, const TokenGrid& grid) {
+    SURGEON_CHECK(grid.tokens() == q.size(1), "recurrent chunked attention: grid has {} tokens, q has {}",
+                  grid.tokens(), q.size(1));
+    const int64_t HW = grid.tokens_per_frame();
+    CausalChunkState state(entry, HW);
+    std::vector<Tensor> outs;
+    for (int64_t f0 = 0; f0 < grid.frames; f0 += entry.chunk) {
+        const int64_t n = (std::min(f0 + entry.chunk, grid.frames) - f0) * HW;
+        outs.push_back(state.step(q.narrow(1, f0 * HW, n), k.narrow(1, f0 * HW, n), v.narrow(1, f0 * HW, n),
+                                  phi_q.narrow(1, f0 * HW, n), phi_k.narrow(1, f0 * HW, n)));
+    }
+    return torch::cat(outs, 1);  // [B, N, H, D]
+}
+
+}  // namespace surgeon
