@@ -71,10 +71,13 @@ private:
 };
 TORCH_MODULE(HybridAttention);
 
-// Reference twin of hybrid_attention (exposed for tests; hybrid_attention(..., Reference) calls it).
+// Reference twin of hybrid_attention (hybrid_attention(..., Reference) calls it). Evaluates only the queries
+// [q_begin, q_begin + q_count) (all keys; q_count < 0: to the end) -> [B, q_count, H, D], e.g. to check a
+// slice of a large problem (benchmarks/bench_attention.cpp).
 torch::Tensor hybrid_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& phi_q, const torch::Tensor& phi_k,
-                                         const PlanEntry& entry, const TokenGrid& grid, int64_t tile);
+                                         const PlanEntry& entry, const TokenGrid& grid, int64_t tile,
+                                         int64_t q_begin = 0, int64_t q_count = -1);
 
 namespace detail {
 // Softmax branch over keys k, v [B, H, Nk, D] for queries q [B, H, Nq, D] (inputs' dtype):

@@ -41,7 +41,8 @@ std::pair<Tensor, Tensor> key_sets(const PlanEntry& e, const TokenGrid& grid, in
 }  // namespace
 
 Tensor hybrid_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q,
-                                  const Tensor& phi_k, const PlanEntry& e, const TokenGrid& grid, int64_t tile) {
+                                  const Tensor& phi_k, const PlanEntry& e, const TokenGrid& grid, int64_t tile, int64_t q_begin,
+                                  int64_t q_count) {
     const auto dt = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     const int64_t N = q.size(1);
@@ -51,9 +52,12 @@ Tensor hybrid_attention_reference(const Tensor& q, const Tensor& k, const Tensor
         pq = phi_q.to(dt).transpose(1, 2);  // [B, H, N, D']
         pk = phi_k.to(dt).transpose(1, 2);  // [B, H, N, D']
     }
+    const int64_t q_end = q_count < 0 ? N : q_begin + q_count;
+    SURGEON_CHECK(q_begin >= 0 && q_begin < q_end && q_end <= N, "hybrid attention reference: query range [{}, {}) "
+                  "outside [0, {})", q_begin, q_end, N);
     std::vector<Tensor> outs;
-    for (int64_t s = 0; s < N; s += tile) {
-        const int64_t t = std::min(tile, N - s);
+    for (int64_t s = q_begin; s < q_end; s += tile) {
+        const int64_t t = std::min(tile, q_end - s);
         auto [in_S, in_L] = key_sets(e, grid, s, t, q.device());  // [t, N] each
         Tensor num = torch::zeros({qf.size(0), qf.size(1), t, vf.size(3)}, qf.options());  // [B, H, t, D]
         Tensor den = torch::zeros({qf.size(0), qf.size(1), t, 1}, qf.options());           // [B, H, t, 1]
