@@ -1,0 +1,30 @@
+// Subcommands of the `surgeon` program: each cmd_*.cpp defines one register_* function that declares its
+// flags once (name, default, help) and sets the callback. main.cpp wires them and owns error handling.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace surgeon::cli {
+
+// Flags shared by commands that run a model.
+struct CommonOptions {
+    std::string device = "cpu";  // cpu | cuda | cuda:N
+    std::string dtype = "fp32";  // fp32 | bf16
+    uint64_t seed = 0;
+    std::string attention_impl = "fast";  // fast | reference
+};
+void add_common_options(CLI::App* cmd, CommonOptions& o);
+torch::Device parse_device(const std::string& s);  // clear error when CUDA is asked for but absent
+
+void register_inspect(CLI::App& app);
+void register_forward(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_compare(CLI::App& app);
+// Registered by other areas (each in its own cmd_*.cpp); declared here so main.cpp stays the only list.
+void register_vae_commands(CLI::App& app);    // encode, decode (cmd_vae.cpp)
+void register_world_commands(CLI::App& app);  // world, ... (cmd_world.cpp)
+void register_plan_commands(CLI::App& app);   // plan (cmd_plan.cpp)
+
+}  // namespace surgeon::cli

@@ -1,0 +1,34 @@
+// Shared CLI flags and parsing helpers.
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace surgeon::cli {
+
+void add_common_options(CLI::App* cmd, CommonOptions& o) {
+    cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+    cmd->add_option("--dtype", o.dtype, "fp32, or bf16 (bf16 GEMMs/attention, fp32 residual stream and norms)")
+        ->check(CLI::IsMember({"fp32", "bf16"}))
+        ->capture_default_str();
+    cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
+    cmd->add_option("--attention-impl", o.attention_impl, "fast, or reference (the slow twin of every fast path)")
+        ->check(CLI::IsMember({"fast", "reference"}))
+        ->capture_default_str();
+}
+
+torch::Device parse_device(const std::string& s) {
+    std::unique_ptr<torch::Device> d;
+    try {
+        d = std::make_unique<torch::Device>(s);
+    } catch (const std::exception&) {
+        fail("unknown device '{}' (expected cpu, cuda or cuda:N)", s);
+    }
+    SURGEON_CHECK(d->is_cpu() || d->is_cuda(), "unsupported device '{}' (expected cpu, cuda or cuda:N)", s);
+    if (d->is_cuda()) {
+        SURGEON_CHECK(torch::cuda::is_available(), "device '{}' requested but no CUDA GPU is available", s);
+        SURGEON_CHECK(!d->has_index() || d->index() < static_cast<int>(torch::cuda::device_count()),
+                      "device '{}' does not exist ({} CUDA devices)", s, torch::cuda::device_count());
+    }
+    return *d;
+}
+
+}  // namespace surgeon::cli

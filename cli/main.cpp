@@ -1,0 +1,43 @@
+// The `surgeon` command-line program: dispatch, and the one place that turns errors into a single line
+// on stderr and a non-zero exit code.
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"surgeon: attention surgery for Wan2.1 video diffusion transformers"};
+    app.require_subcommand(1);
+    app.set_help_all_flag("--help-all", "Show help for every subcommand");
+    using namespace surgeon::cli;
+    register_inspect(app);
+    register_forward(app);
+    register_sample(app);
+    register_compare(app);
+    register_vae_commands(app);
+    register_world_commands(app);
+    register_plan_commands(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help
+        std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+        return 2;
+    } catch (const surgeon::Error& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    } catch (const c10::Error& e) {
+        std::string msg = e.what_without_backtrace();
+        std::replace(msg.begin(), msg.end(), '\n', ' ');
+        std::fprintf(stderr, "error: %s\n", msg.c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

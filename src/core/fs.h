@@ -1,0 +1,15 @@
+// File helpers: atomic writes (temp file in the same folder + rename) and small readers.
+#pragma once
+#include <functional>
+#include <ostream>
+#include <string>
+
+namespace surgeon {
+
+// Calls `write` on a temporary file beside `path`, flushes, fsyncs and renames it over `path`.
+// On any exception the temporary file is removed and `path` is left untouched.
+void atomic_write(const std::string& path, const std::function<void(std::ostream&)>& write);
+std::string read_text_file(const std::string& path);
+bool file_exists(const std::string& path);
+
+}  // namespace surgeon

@@ -1,0 +1,23 @@
+// Small vocabulary types shared by every layer: the token grid and the fast/reference switch.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace surgeon {
+
+// Patch grid of one sample: F' x H' x W' tokens in Wan's flat order j = f*(H'*W') + h*W' + w.
+struct TokenGrid {
+    int64_t frames = 1, height = 1, width = 1;
+    int64_t tokens() const { return frames * height * width; }
+    int64_t tokens_per_frame() const { return height * width; }
+};
+
+// Every fast path has a slow twin selectable at run time.
+enum class AttentionImpl {
+    Reference,  // literal equations, explicit scores in query tiles (bounded memory), fp32/fp64 math
+    Fast,       // SDPA / cuDNN / FlashAttention / GEMM states / fused CUDA kernels
+};
+AttentionImpl parse_attention_impl(const std::string& s);  // "reference" | "fast"
+std::string to_string(AttentionImpl impl);
+
+}  // namespace surgeon

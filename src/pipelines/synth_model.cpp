@@ -1,0 +1,110 @@
+// Synthetic-world text-to-video model: folder I/O, prompt encoding, generation.
+#include "pipelines/synth_model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/safetensors.h"
+#include "model/model_io.h"
+
+namespace surgeon {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+json SynthSettings::to_json() const {
+    return json{{"world", {{"frames", size.frames}, {"height", size.height}, {"width", size.width}}},
+                {"text_encoder", world::to_json(text_encoder)},
+                {"sampling",
+                 {{"solver", surgeon::to_string(sampling.solver)},
+                  {"steps", sampling.steps},
+                  {"shift", sampling.shift},
+                  {"guidance", sampling.guidance}}}};
+}
+
+SynthSettings SynthSettings::from_json(const json& j) {
+    SynthSettings s;
+    try {
+        if (j.contains("world")) {
+            s.size.frames = j["world"].value("frames", s.size.frames);
+            s.size.height = j["world"].value("height", s.size.height);
+            s.size.width = j["world"].value("width", s.size.width);
+        }
+        if (j.contains("text_encoder")) s.text_encoder = world::text_encoder_config_from_json(j["text_encoder"]);
+        if (j.contains("sampling")) {
+            const auto& p = j["sampling"];
+            s.sampling.solver = parse_solver(p.value("solver", std::string("unipc")));
+            s.sampling.steps = p.value("steps", s.sampling.steps);
+            s.sampling.shift = p.value("shift", s.sampling.shift);
+            s.sampling.guidance = p.value("guidance", s.sampling.guidance);
+        }
+    } catch (const json::exception& e) {
+        fail("surgeon.json: {}", e.what());
+    }
+    SURGEON_CHECK(s.size.frames > 0 && s.size.height > 0 && s.size.width > 0, "surgeon.json: bad world size");
+    return s;
+}
+
+torch::Tensor SynthModel::encode(const std::vector<std::string>& prompts) {
+    auto ids = tokenizer.encode_batch(prompts, settings.text_encoder.text_len).to(dit->device());  // [B, Lt]
+    return text_encoder->forward(ids);  // [B, Lt, text_dim]
+}
+
+torch::Tensor SynthModel::noise(uint64_t seed) const {
+    const auto& c = dit->config();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return at::randn({1, c.in_dim, settings.size.frames, settings.size.height, settings.size.width}, gen);
+}
+
+torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, const std::vector<uint64_t>& seeds,
+                                   const SampleOptions& options) {
+    SURGEON_CHECK(prompts.size() == seeds.size() && !prompts.empty(), "generate: one seed per prompt needed");
+    torch::NoGradGuard ng;
+    dit->eval();
+    text_encoder->eval();
+    auto ctx = encode(prompts);
+    auto neg = encode(std::vector<std::string>(prompts.size(), ""));
+    std::vector<torch::Tensor> ns;
+    for (auto s : seeds) ns.push_back(noise(s));
+    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options);
+    return x.clamp(-1, 1).to(torch::kCPU);  // [B, 3, T, H, W]
+}
+
+void SynthModel::to(torch::Device device) {
+    dit->to(device);
+    text_encoder->to(device);
+}
+
+bool is_synth_model_folder(const std::string& dir) {
+    return fs::exists(fs::path(dir) / "text_encoder.safetensors") && fs::exists(fs::path(dir) / "surgeon.json");
+}
+
+SynthModel load_synth_model(const std::string& dir, torch::Device device, Precision precision) {
+    SURGEON_CHECK(is_synth_model_folder(dir), "{}: not a synthetic-world model folder (needs text_encoder.safetensors and surgeon.json)", dir);
+    SynthModel m;
+    try {
+        m.settings = SynthSettings::from_json(json::parse(read_text_file((fs::path(dir) / "surgeon.json").string())));
+    } catch (const json::exception& e) {
+        fail("{}/surgeon.json: invalid JSON ({})", dir, e.what());
+    }
+    m.dit = load_wan_model(dir, device, precision).model;
+    auto cfg = m.settings.text_encoder;
+    if (cfg.vocab_size == 0) cfg.vocab_size = m.tokenizer.vocab_size();
+    SURGEON_CHECK(cfg.dim == m.dit->config().text_dim, "{}: text encoder dim {} != DiT text_dim {}", dir, cfg.dim,
+                  m.dit->config().text_dim);
+    m.text_encoder = world::TextEncoder(cfg);
+    world::load_text_encoder_state(m.text_encoder, load_safetensors((fs::path(dir) / "text_encoder.safetensors").string()));
+    m.text_encoder->to(device);
+    return m;
+}
+
+void save_synth_model(const SynthModel& m, const std::string& dir, torch::ScalarType dtype, uint64_t max_shard_bytes) {
+    save_wan_model(m.dit, dir, dtype, max_shard_bytes);
+    auto enc = m.text_encoder;
+    TensorMap te;
+    for (const auto& [n, t] : world::text_encoder_state(enc)) te[n] = t.detach().to(torch::kCPU, torch::kFloat32);
+    save_safetensors((fs::path(dir) / "text_encoder.safetensors").string(), te);
+    atomic_write((fs::path(dir) / "surgeon.json").string(), [&](std::ostream& o) { o << m.settings.to_json().dump(1) << "\n"; });
+}
+
+}  // namespace surgeon

@@ -1,0 +1,377 @@
+// Flow-matching training of a synthetic-world teacher (see trainer.h). Data is rendered on the fly on the CPU
+// (parallel over the batch, one batch prefetched while the device trains) from deterministic world seeds, so
+// a resumed run sees exactly the batches an uninterrupted one would.
+#include "pipelines/trainer.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/progress.h"
+#include "core/safetensors.h"
+#include "core/video_io.h"
+#include "model/model_io.h"
+#include "world/prompt.h"
+
+namespace surgeon {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ------------------------------------------------------------------------------------------------ config
+TrainConfig TrainConfig::from_json(const json& j) {
+    TrainConfig c;
+    try {
+        if (j.contains("model")) c.model = WanConfig::from_official_json(j["model"]);
+        if (j.contains("text_encoder")) c.text_encoder = world::text_encoder_config_from_json(j["text_encoder"]);
+        if (j.contains("world")) {
+            c.world.frames = j["world"].value("frames", c.world.frames);
+            c.world.height = j["world"].value("height", c.world.height);
+            c.world.width = j["world"].value("width", c.world.width);
+        }
+        if (j.contains("sampling")) {
+            const auto& p = j["sampling"];
+            c.sampling.solver = parse_solver(p.value("solver", std::string("unipc")));
+            c.sampling.steps = p.value("steps", c.sampling.steps);
+            c.sampling.shift = p.value("shift", c.sampling.shift);
+            c.sampling.guidance = p.value("guidance", c.sampling.guidance);
+        }
+        const json t = j.value("train", json::object());
+        c.steps = t.value("steps", c.steps);
+        c.batch = t.value("batch", c.batch);
+        c.warmup = t.value("warmup", c.warmup);
+        c.lr = t.value("lr", c.lr);
+        c.min_lr_ratio = t.value("min_lr_ratio", c.min_lr_ratio);
+        c.weight_decay = t.value("weight_decay", c.weight_decay);
+        c.beta1 = t.value("beta1", c.beta1);
+        c.beta2 = t.value("beta2", c.beta2);
+        c.grad_clip = t.value("grad_clip", c.grad_clip);
+        c.ema = t.value("ema", c.ema);
+        c.sigma_sampling = t.value("sigma_sampling", c.sigma_sampling);
+        c.logit_mean = t.value("logit_mean", c.logit_mean);
+        c.logit_std = t.value("logit_std", c.logit_std);
+        c.cfg_dropout = t.value("cfg_dropout", c.cfg_dropout);
+        c.seed = t.value("seed", c.seed);
+        c.log_every = t.value("log_every", c.log_every);
+        c.checkpoint_every = t.value("checkpoint_every", c.checkpoint_every);
+        c.dtype = t.value("dtype", c.dtype);
+        c.device = t.value("device", c.device);
+        c.max_shard_bytes = t.value("max_shard_bytes", c.max_shard_bytes);
+    } catch (const json::exception& e) {
+        fail("train config: {}", e.what());
+    }
+    SURGEON_CHECK(c.model.in_dim == 3 && c.model.out_dim == 3, "train config: model in_dim/out_dim must be 3 (RGB pixels), got {}/{}",
+                  c.model.in_dim, c.model.out_dim);
+    SURGEON_CHECK(c.text_encoder.dim == c.model.text_dim, "train config: text_encoder.dim {} != model.text_dim {}",
+                  c.text_encoder.dim, c.model.text_dim);
+    SURGEON_CHECK(c.text_encoder.text_len <= c.model.text_len, "train config: text_encoder.text_len {} > model.text_len {}",
+                  c.text_encoder.text_len, c.model.text_len);
+    const auto& p = c.model.patch_size;
+    SURGEON_CHECK(c.world.frames % p[0] == 0 && c.world.height % p[1] == 0 && c.world.width % p[2] == 0,
+                  "train config: world size {}x{}x{} not divisible by the patch size", c.world.frames, c.world.height,
+                  c.world.width);
+    SURGEON_CHECK(c.steps >= 1 && c.batch >= 1 && c.warmup >= 0, "train config: steps/batch must be >= 1");
+    SURGEON_CHECK(c.lr > 0 && c.lr < 1, "train config: lr must be in (0, 1), got {}", c.lr);
+    SURGEON_CHECK(c.ema >= 0 && c.ema < 1, "train config: ema must be in [0, 1), got {}", c.ema);
+    SURGEON_CHECK(c.sigma_sampling == "logit_normal" || c.sigma_sampling == "uniform",
+                  "train config: sigma_sampling must be logit_normal or uniform, got '{}'", c.sigma_sampling);
+    SURGEON_CHECK(c.dtype == "bf16" || c.dtype == "fp32", "train config: dtype must be bf16 or fp32");
+    SURGEON_CHECK(c.log_every >= 1 && c.checkpoint_every >= 1, "train config: log_every/checkpoint_every must be >= 1");
+    return c;
+}
+
+json TrainConfig::to_json() const {
+    json m = model.to_json();
+    return json{{"model", m},
+                {"text_encoder", world::to_json(text_encoder)},
+                {"world", {{"frames", world.frames}, {"height", world.height}, {"width", world.width}}},
+                {"sampling",
+                 {{"solver", surgeon::to_string(sampling.solver)},
+                  {"steps", sampling.steps},
+                  {"shift", sampling.shift},
+                  {"guidance", sampling.guidance}}},
+                {"train",
+                 {{"steps", steps}, {"batch", batch}, {"warmup", warmup}, {"lr", lr}, {"min_lr_ratio", min_lr_ratio},
+                  {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2}, {"grad_clip", grad_clip},
+                  {"ema", ema}, {"sigma_sampling", sigma_sampling}, {"logit_mean", logit_mean},
+                  {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
+                  {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
+                  {"max_shard_bytes", max_shard_bytes}}}};
+}
+
+// ------------------------------------------------------------------------------------------------ helpers
+namespace {
+
+uint64_t splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+struct Batch {
+    torch::Tensor videos;  // [B, 3, T, H, W]
+    std::vector<std::string> prompts;
+};
+
+Batch make_batch(const TrainConfig& c, int64_t step) {
+    Batch b;
+    const int64_t B = c.batch;
+    std::vector<torch::Tensor> vids(B);
+    b.prompts.resize(B);
+    at::parallel_for(0, B, 1, [&](int64_t s, int64_t e) {
+        for (int64_t i = s; i < e; ++i) {
+            const uint64_t seed = c.seed * 1000000000ull + static_cast<uint64_t>(step * B + i);
+            auto spec = world::sample_spec(seed);
+            vids[i] = world::render(spec, c.world);
+            const double u = static_cast<double>(splitmix(seed ^ 0xc0ffee) >> 11) / 9007199254740992.0;
+            b.prompts[i] = u < c.cfg_dropout ? "" : world::prompt(spec);
+        }
+    });
+    b.videos = torch::stack(vids, 0);
+    return b;
+}
+
+// Wan's init_weights: xavier-uniform Linear weights, zero biases, N(0, 0.02) for the text/time embeddings, zero head.
+void init_wan_weights(WanModel& m) {
+    torch::NoGradGuard ng;
+    for (auto& mod : m->modules(false)) {
+        if (auto* l = mod->as<torch::nn::LinearImpl>()) {
+            torch::nn::init::xavier_uniform_(l->weight);
+            if (l->bias.defined()) l->bias.zero_();
+        }
+    }
+    torch::nn::init::xavier_uniform_(m->patch_embedding->weight.view({m->patch_embedding->weight.size(0), -1}));
+    for (auto& p : m->text_embedding->parameters())
+        if (p.dim() == 2) torch::nn::init::normal_(p, 0.0, 0.02);
+    for (auto& p : m->time_embedding->parameters())
+        if (p.dim() == 2) torch::nn::init::normal_(p, 0.0, 0.02);
+    m->head->head->weight.zero_();
+}
+
+double lr_at(const TrainConfig& c, int64_t step) {
+    if (step < c.warmup) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup + 1);
+    const double p = c.steps > c.warmup ? static_cast<double>(step - c.warmup) / static_cast<double>(c.steps - c.warmup) : 1.0;
+    return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * std::min(1.0, p))));
+}
+
+// A simple line plot (log10 loss vs step) as an image [3, H, W] in [-1, 1].
+torch::Tensor plot_loss(const std::vector<std::array<double, 5>>& hist) {
+    const int64_t H = 360, W = 640, m = 30;
+    auto img = torch::ones({3, H, W});
+    auto a = img.accessor<float, 3>();
+    auto px = [&](int64_t x, int64_t y, float r, float g, float b) {
+        if (x < 0 || y < 0 || x >= W || y >= H) return;
+        a[0][y][x] = r, a[1][y][x] = g, a[2][y][x] = b;
+    };
+    for (int64_t x = m; x < W - m; ++x) px(x, H - m, -1, -1, -1);
+    for (int64_t y = m; y < H - m; ++y) px(m, y, -1, -1, -1);
+    if (hist.size() >= 2) {
+        double lo = 1e30, hi = -1e30;
+        for (const auto& h : hist) lo = std::min(lo, std::log10(h[1])), hi = std::max(hi, std::log10(h[1]));
+        if (hi - lo < 1e-6) hi = lo + 1;
+        const double s0 = hist.front()[0], s1 = std::max(hist.back()[0], s0 + 1);
+        // horizontal grid line per decade
+        for (double d = std::ceil(lo); d <= hi; d += 1) {
+            const int64_t y = H - m - static_cast<int64_t>((d - lo) / (hi - lo) * (H - 2 * m));
+            for (int64_t x = m; x < W - m; x += 4) px(x, y, 0.4f, 0.4f, 0.4f);
+        }
+        int64_t px_prev = -1, py_prev = -1;
+        for (const auto& h : hist) {
+            const int64_t x = m + static_cast<int64_t>((h[0] - s0) / (s1 - s0) * (W - 2 * m));
+            const int64_t y = H - m - static_cast<int64_t>((std::log10(h[1]) - lo) / (hi - lo) * (H - 2 * m));
+            if (px_prev >= 0) {
+                const int64_t n = std::max(std::abs(x - px_prev), std::abs(y - py_prev)) + 1;
+                for (int64_t k = 0; k <= n; ++k) {
+                    const int64_t xx = px_prev + (x - px_prev) * k / n, yy = py_prev + (y - py_prev) * k / n;
+                    for (int dy = -1; dy <= 1; ++dy) px(xx, yy + dy, -1, -0.4f, 0.6f);
+                }
+            }
+            px_prev = x, py_prev = y;
+        }
+    }
+    return img;  // [-1, 1]: white = 1, dark = -1
+}
+
+void write_history(const std::string& dir, const std::vector<std::array<double, 5>>& hist) {
+    atomic_write((fs::path(dir) / "loss.csv").string(), [&](std::ostream& o) {
+        o << "step,loss,lr,grad_norm,elapsed_s\n";
+        for (const auto& h : hist) o << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.1f}\n", h[0], h[1], h[2], h[3], h[4]);
+    });
+    write_png((fs::path(dir) / "loss.png").string(), plot_loss(hist));
+}
+
+TensorMap prefixed(const TensorMap& m, const std::string& p) {
+    TensorMap o;
+    for (const auto& [n, t] : m) o[p + n] = t.detach().to(torch::kCPU).contiguous();
+    return o;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------ training
+TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress) {
+    fs::create_directories(out_dir);
+    torch::Device dev(c.device);
+    SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
+    atomic_write((fs::path(out_dir) / "train_config.json").string(), [&](std::ostream& o) { o << c.to_json().dump(1) << "\n"; });
+
+    torch::manual_seed(c.seed);
+    SynthModel m;
+    m.settings.size = c.world;
+    m.settings.text_encoder = c.text_encoder;
+    m.settings.text_encoder.vocab_size = m.tokenizer.vocab_size();
+    m.settings.sampling = c.sampling;
+    m.dit = WanModel(c.model);
+    init_wan_weights(m.dit);
+    m.text_encoder = world::TextEncoder(m.settings.text_encoder);
+    m.to(dev);
+    const bool bf16 = dev.is_cuda() && c.dtype == "bf16";
+    m.dit->set_precision(bf16 ? Precision::BFloat16 : Precision::Float32, /*cast_weights=*/false);
+    m.dit->train();
+    m.text_encoder->train();
+
+    // Parameters: weight decay on matrices only.
+    std::vector<torch::Tensor> decay, no_decay, all;
+    auto dit_sd = state_dict(*m.dit);
+    auto te_sd = world::text_encoder_state(m.text_encoder, "");
+    for (auto* sd : {&dit_sd, &te_sd})
+        for (auto& [n, p] : *sd) {
+            (p.dim() >= 2 ? decay : no_decay).push_back(p);
+            all.push_back(p);
+        }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay)));
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(0.0)));
+    torch::optim::AdamW opt(groups);
+    // EMA copies.
+    TensorMap ema_dit, ema_te;
+    {
+        torch::NoGradGuard ng;
+        for (auto& [n, p] : dit_sd) ema_dit[n] = p.detach().clone();
+        for (auto& [n, p] : te_sd) ema_te[n] = p.detach().clone();
+    }
+
+    std::vector<std::array<double, 5>> hist;  // step, loss, lr, grad_norm, elapsed
+    int64_t start = 0;
+    double elapsed_before = 0;
+    const fs::path ck = fs::path(out_dir) / "checkpoint", ck_tmp = fs::path(out_dir) / "checkpoint.tmp",
+                   ck_old = fs::path(out_dir) / "checkpoint.old";
+    if (resume) {
+        fs::path src = fs::exists(ck / "progress.json") ? ck : (fs::exists(ck_old / "progress.json") ? ck_old : fs::path());
+        if (!src.empty()) {
+            auto prog = json::parse(read_text_file((src / "progress.json").string()));
+            start = prog.at("step").get<int64_t>();
+            elapsed_before = prog.value("elapsed_s", 0.0);
+            auto st = load_safetensors((src / "state.safetensors").string());
+            torch::NoGradGuard ng;
+            for (auto& [n, p] : dit_sd) p.copy_(st.at("dit." + n));
+            for (auto& [n, p] : te_sd) p.copy_(st.at("text_encoder." + n));
+            for (auto& [n, p] : ema_dit) p.copy_(st.at("ema.dit." + n));
+            for (auto& [n, p] : ema_te) p.copy_(st.at("ema.text_encoder." + n));
+            auto h = st.at("history").to(torch::kFloat64);
+            for (int64_t i = 0; i < h.size(0); ++i) {
+                std::array<double, 5> r{};
+                for (int k = 0; k < 5; ++k) r[k] = h[i][k].item<double>();
+                hist.push_back(r);
+            }
+            torch::load(opt, (src / "optimizer.pt").string(), dev);
+            std::fprintf(stderr, "resumed from %s at step %lld\n", src.string().c_str(), static_cast<long long>(start));
+        }
+    }
+
+    auto save_checkpoint = [&](int64_t step, double elapsed) {
+        fs::remove_all(ck_tmp);
+        fs::create_directories(ck_tmp);
+        TensorMap st;
+        for (const auto& [n, t] : prefixed(dit_sd, "dit.")) st[n] = t;
+        for (const auto& [n, t] : prefixed(te_sd, "text_encoder.")) st[n] = t;
+        for (const auto& [n, t] : prefixed(ema_dit, "ema.dit.")) st[n] = t;
+        for (const auto& [n, t] : prefixed(ema_te, "ema.text_encoder.")) st[n] = t;
+        auto h = torch::zeros({static_cast<int64_t>(hist.size()), 5}, torch::kFloat64);
+        for (size_t i = 0; i < hist.size(); ++i)
+            for (int k = 0; k < 5; ++k) h[i][k] = hist[i][k];
+        st["history"] = h;
+        save_safetensors((ck_tmp / "state.safetensors").string(), st);
+        torch::save(opt, (ck_tmp / "optimizer.pt").string());
+        atomic_write((ck_tmp / "progress.json").string(),
+                     [&](std::ostream& o) { o << json{{"step", step}, {"elapsed_s", elapsed}}.dump() << "\n"; });
+        // Swap directories: checkpoint -> checkpoint.old, tmp -> checkpoint, drop old. A kill at any point leaves
+        // either checkpoint/ or checkpoint.old/ complete.
+        fs::remove_all(ck_old);
+        if (fs::exists(ck)) fs::rename(ck, ck_old);
+        fs::rename(ck_tmp, ck);
+        fs::remove_all(ck_old);
+        write_history(out_dir, hist);
+    };
+    auto export_model = [&]() {
+        SynthModel e;
+        e.settings = m.settings;
+        e.dit = WanModel(c.model);
+        e.text_encoder = world::TextEncoder(m.settings.text_encoder);
+        load_state_dict_strict(*e.dit, ema_dit, {}, "ema");
+        world::load_text_encoder_state(e.text_encoder, prefixed(ema_te, world::kTextEncoderPrefix));
+        save_synth_model(e, (fs::path(out_dir) / "model").string(), torch::kBFloat16,
+                         static_cast<uint64_t>(c.max_shard_bytes));
+    };
+
+    Progress bar("train", c.steps, progress);
+    auto t0 = std::chrono::steady_clock::now();
+    auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    std::future<Batch> next;
+    if (start < c.steps) next = std::async(std::launch::async, make_batch, std::cref(c), start);
+    double window_loss = 0, window_gn = 0;
+    int64_t window_n = 0;
+    TrainResult res;
+    for (int64_t step = start; step < c.steps; ++step) {
+        Batch b = next.get();
+        if (step + 1 < c.steps) next = std::async(std::launch::async, make_batch, std::cref(c), step + 1);
+        const double lr = lr_at(c, step);
+        for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        // Noise and sigma from a per-step CPU generator: identical across resume and devices.
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed * 7919 + static_cast<uint64_t>(step) + 1);
+        auto x0 = b.videos.to(dev);                                         // [B, 3, T, H, W]
+        auto eps = at::randn(b.videos.sizes(), gen).to(dev);                // [B, 3, T, H, W]
+        auto sigma = c.sigma_sampling == "uniform" ? at::rand({c.batch}, gen)
+                                                   : torch::sigmoid(at::randn({c.batch}, gen) * c.logit_std + c.logit_mean);
+        sigma = sigma.to(dev).view({-1, 1, 1, 1, 1});
+        auto xs = (1 - sigma) * x0 + sigma * eps;
+        auto ids = m.tokenizer.encode_batch(b.prompts, c.text_encoder.text_len).to(dev);
+        auto ctx = m.text_encoder->forward(ids);
+        auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);
+        auto loss = torch::mse_loss(v, eps - x0);
+        opt.zero_grad();
+        loss.backward();
+        const double gn = torch::nn::utils::clip_grad_norm_(all, c.grad_clip);
+        opt.step();
+        {
+            torch::NoGradGuard ng;
+            for (auto& [n, p] : dit_sd) ema_dit[n].mul_(c.ema).add_(p.detach(), 1 - c.ema);
+            for (auto& [n, p] : te_sd) ema_te[n].mul_(c.ema).add_(p.detach(), 1 - c.ema);
+        }
+        const double l = loss.item<double>();
+        SURGEON_CHECK(std::isfinite(l), "train: loss became {} at step {} (lower the learning rate?)", l, step);
+        window_loss += l, window_gn += gn, ++window_n;
+        if ((step + 1) % c.log_every == 0 || step + 1 == c.steps) {
+            hist.push_back({static_cast<double>(step + 1), window_loss / window_n, lr, window_gn / window_n, elapsed()});
+            res.final_loss = window_loss / window_n;
+            window_loss = window_gn = 0, window_n = 0;
+        }
+        bar.update(step + 1, fmt::format("loss {:.4f}", hist.empty() ? l : hist.back()[1]));
+        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps) save_checkpoint(step + 1, elapsed());
+    }
+    if (!hist.empty()) res.final_loss = hist.back()[1];
+    export_model();
+    res.steps_done = c.steps;
+    res.seconds = elapsed();
+    bar.finish(fmt::format("final loss {:.4f}", res.final_loss));
+    return res;
+}
+
+}  // namespace surgeon
