@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 
 #include "model/wan_model.h"
 
@@ -43,6 +44,33 @@ int main(int argc, char** argv) {
     model->eval();
     std::printf("model %s built and moved in %.1f s\n", preset.c_str(),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (dev.is_cuda()) {
+        // Attention layout check at 480p: SDPA on [B,H,L,D] views of [B,L,H,D] vs on contiguous copies.
+        const int64_t L = 32760;
+        auto o = torch::TensorOptions().device(dev).dtype(torch::kBFloat16);
+        auto q = torch::randn({1, L, 12, 128}, o), k = torch::randn({1, L, 12, 128}, o), v = torch::randn({1, L, 12, 128}, o);
+        auto time = [&](const std::function<void()>& fn) {
+            for (int i = 0; i < 3; ++i) fn();
+            std::vector<double> ts;
+            for (int i = 0; i < 10; ++i) {
+                torch::cuda::synchronize();
+                auto s = std::chrono::steady_clock::now();
+                fn();
+                torch::cuda::synchronize();
+                ts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+            }
+            std::sort(ts.begin(), ts.end());
+            return ts[ts.size() / 2];
+        };
+        const double views = time([&] {
+            at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
+        });
+        const double contig = time([&] {
+            at::scaled_dot_product_attention(q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous(),
+                                             v.transpose(1, 2).contiguous());
+        });
+        std::printf("attention 480p (1x12x32760x128 bf16): SDPA on views %.2f ms, on contiguous copies %.2f ms\n", views, contig);
+    }
     std::printf("| preset | size | latent | tokens | dtype | median ms | min ms | peak GiB |\n|---|---|---|---|---|---|---|---|\n");
     for (const auto& size : sizes) {
         const int64_t H = size == "720p" ? 90 : 60, W = size == "720p" ? 160 : 104, T = (frames - 1) / 4 + 1;

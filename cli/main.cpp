@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     register_vae_commands(app);
     register_world_commands(app);
     register_plan_commands(app);
+    register_synth_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -12,8 +12,11 @@ torch::Tensor softmax_attention(const torch::Tensor& q, const torch::Tensor& k, 
     SURGEON_ASSERT(q.dim() == 4 && k.dim() == 4 && v.dim() == 4);
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     if (impl == AttentionImpl::Fast) {
-        auto o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                  /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+        // [B, H, L, D] contiguous: the cuDNN backend is picked for dense head-major inputs; the copies cost
+        // ~0.1 ms at Wan 480p against ~12 ms of attention (docs/BENCHMARKS.md).
+        auto o = at::scaled_dot_product_attention(q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous(),
+                                                  v.transpose(1, 2).contiguous(), /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                                  /*is_causal=*/false, scale);
         return o.transpose(1, 2);  // [B, Lq, H, D]
     }
     auto qf = q.to(torch::kFloat32).transpose(1, 2);  // [B, H, Lq, D]

@@ -74,6 +74,7 @@ WanConfig WanConfig::from_diffusers_json(const json& j) {
     read(j, "cross_attn_norm", c.cross_attn_norm, w);
     read(j, "eps", c.eps, w);
     read_patch(j, c.patch_size, w);
+    c.pad_context = false;
     if (j.contains("qk_norm")) {
         const auto& q = j["qk_norm"];
         SURGEON_CHECK(q.is_string() && q.get<std::string>() == "rms_norm_across_heads",

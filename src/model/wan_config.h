@@ -23,6 +23,10 @@ struct WanConfig {
     double eps = 1e-6;
     bool qk_norm = true;
     bool cross_attn_norm = true;
+    // Official WanModel zero-pads the context to text_len rows (cross-attention sees the padded rows); diffusers'
+    // transformer uses the context as given (its pipeline pads to 512 before calling it). Diffusers configs have
+    // no text_len, so they load with pad_context = false and text_len 512 as the upper bound.
+    bool pad_context = true;
 
     int64_t head_dim() const { return dim / num_heads; }
     int64_t patch_volume() const { return patch_size[0] * patch_size[1] * patch_size[2]; }

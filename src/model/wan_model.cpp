@@ -262,7 +262,7 @@ torch::Tensor WanModelImpl::forward(const torch::Tensor& x_in, const torch::Tens
 
     // Text embedding of the context zero-padded to text_len (the padded rows are not masked, as in Wan).
     auto context = context_in.to(dev, torch::kFloat32);
-    if (context.size(1) < cfg_.text_len)
+    if (cfg_.pad_context && context.size(1) < cfg_.text_len)
         context = torch::cat({context, context.new_zeros({B, cfg_.text_len - context.size(1), cfg_.text_dim})}, 1);
     auto ctx_emb = linear(seq_linear(text_embedding, 2),
                           gelu_tanh(linear(seq_linear(text_embedding, 0), context, ctx.compute)), ctx.compute);

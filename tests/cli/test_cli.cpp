@@ -57,7 +57,7 @@ TEST(Cli, InspectPrintsConfigAndTensors) {
     auto r = run_surgeon("inspect " + golden("wan-t2v-tiny-diffusers"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("diffusers names"), std::string::npos);
-    EXPECT_NE(r.out.find("parameters: 33328 in 69 tensors"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("parameters: 41648 in 69 tensors"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("blocks.1.self_attn.norm_q.weight"), std::string::npos);
 }
 

@@ -1,5 +1,6 @@
 // Samplers against shared/golden traces: official UniPC (batch 1), diffusers UniPC and flow Euler (batch 2),
 // with CFG 5 over the tiny golden model, every step's latents compared.
+#include "core/error.h"
 #include "core/safetensors.h"
 #include "model/model_io.h"
 #include "pipelines/sampling.h"
