@@ -2,6 +2,7 @@
 // that left the overlap window, plus k, v, phi_k of at most T_o earlier frames. Equals the parallel form.
 #include "attention/hybrid_attention.h"
 #include "core/error.h"
+#include "core/tensor_checks.h"
 
 namespace surgeon {
 using torch::Tensor;
@@ -19,7 +20,7 @@ Tensor CausalChunkState::step(const Tensor& q, const Tensor& k, const Tensor& v,
     const auto f32 = torch::kFloat32;
     SURGEON_CHECK(q.dim() == 4 && q.size(1) % hw_ == 0,
                   "recurrent chunked attention: chunk tokens must be a whole number of frames of {} tokens, got {}",
-                  hw_, q.sizes());
+                  hw_, shape_str(q.sizes()));
     const int64_t n_frames = q.size(1) / hw_;
     SURGEON_CHECK(n_frames >= 1 && n_frames <= entry_.chunk,
                   "recurrent chunked attention: a step takes 1..{} frames, got {}", entry_.chunk, n_frames);

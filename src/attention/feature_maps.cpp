@@ -2,6 +2,7 @@
 #include "attention/feature_maps.h"
 
 #include "core/error.h"
+#include "core/tensor_checks.h"
 
 namespace surgeon {
 
@@ -76,7 +77,7 @@ FeatureMapImpl::FeatureMapImpl(const FeatureMapSpec& spec, int64_t num_heads, in
 
 torch::Tensor FeatureMapImpl::forward(const torch::Tensor& x, torch::ScalarType dtype) const {
     SURGEON_CHECK(x.dim() == 4 && x.size(2) == num_heads_ && x.size(3) == head_dim_,
-                  "feature map input: expected [B, L, {}, {}], got {}", num_heads_, head_dim_, x.sizes());
+                  "feature map input: expected [B, L, {}, {}], got {}", num_heads_, head_dim_, shape_str(x.sizes()));
     auto xc = x.to(dtype);  // [B, L, H, D]
     switch (spec_.kind) {
         case FeatureMapKind::Poly: {

@@ -9,6 +9,7 @@
 
 #include "attention/softmax_attention.h"
 #include "core/error.h"
+#include "core/tensor_checks.h"
 
 namespace surgeon {
 using torch::Tensor;
@@ -149,16 +150,17 @@ Tensor fast_path(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 
 void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q, const Tensor& phi_k,
                   const TokenGrid& grid) {
-    SURGEON_CHECK(q.dim() == 4, "hybrid attention: q must be [B, N, H, D], got {}", q.sizes());
+    SURGEON_CHECK(q.dim() == 4, "hybrid attention: q must be [B, N, H, D], got {}", shape_str(q.sizes()));
     SURGEON_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes(),
-                  "hybrid attention: q, k, v must share one shape, got {}, {}, {}", q.sizes(), k.sizes(), v.sizes());
+                  "hybrid attention: q, k, v must share one shape, got {}, {}, {}", shape_str(q.sizes()),
+                  shape_str(k.sizes()), shape_str(v.sizes()));
     SURGEON_CHECK(grid.tokens() == q.size(1), "hybrid attention: token grid {}x{}x{} = {} tokens, but q has {}",
                   grid.frames, grid.height, grid.width, grid.tokens(), q.size(1));
     if (phi_q.defined())
         SURGEON_CHECK(phi_q.dim() == 4 && phi_k.sizes() == phi_q.sizes() && phi_q.size(0) == q.size(0) &&
                           phi_q.size(1) == q.size(1) && phi_q.size(2) == q.size(2),
-                      "hybrid attention: phi_q/phi_k must be [B, N, H, D'] matching q {}, got {} and {}", q.sizes(),
-                      phi_q.sizes(), phi_k.sizes());
+                      "hybrid attention: phi_q/phi_k must be [B, N, H, D'] matching q {}, got {} and {}", shape_str(q.sizes()),
+                      shape_str(phi_q.sizes()), shape_str(phi_k.sizes()));
 }
 
 }  // namespace
@@ -193,7 +195,7 @@ std::pair<Tensor, Tensor> HybridAttentionImpl::features(const Tensor& q, const T
 
 Tensor HybridAttentionImpl::forward(const Tensor& q, const Tensor& k, const Tensor& v, const TokenGrid& grid) {
     SURGEON_CHECK(q.dim() == 4 && q.size(2) == num_heads_ && q.size(3) == head_dim_,
-                  "hybrid attention core: q must be [B, N, {}, {}], got {}", num_heads_, head_dim_, q.sizes());
+                  "hybrid attention core: q must be [B, N, {}, {}], got {}", num_heads_, head_dim_, shape_str(q.sizes()));
     auto [pq, pk] = features(q, k);  // [B, N, H, D'] each
     if (recurrent_ && impl_ == AttentionImpl::Fast && entry_.kind == AttentionKind::Chunked && entry_.causal) {
         check_inputs(q, k, v, pq, pk, grid);
