@@ -214,7 +214,9 @@ BenchScores synthbench(const torch::Tensor& video, const WorldSpec& spec) {
     const double px_per_unit2 = static_cast<double>(std::min(H, W)) * std::min(H, W);
     // Components below 30% of the smallest object (a small triangle: 1.75 * 0.1^2) are noise.
     const int64_t min_pixels = std::max<int64_t>(4, static_cast<int64_t>(0.3 * shape_area(Shape::Triangle, Size::Small) * px_per_unit2));
-    const VideoAnalysis a = analyse_video(video, min_pixels);
+    // ... and components over 3x the largest object (a large circle, pi 0.17^2 = 9% of the frame) are not objects.
+    const int64_t max_pixels = static_cast<int64_t>(3.0 * shape_area(Shape::Circle, Size::Large) * px_per_unit2);
+    const VideoAnalysis a = analyse_video(video, min_pixels, max_pixels);
     const int64_t T = a.frames, N = H * W;
     const int K = static_cast<int>(spec.objects.size());
     BenchScores out;

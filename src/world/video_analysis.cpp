@@ -111,7 +111,7 @@ Shape classify_shape(const Component& c) {
     return c.top_fraction < 0.375 ? Shape::Triangle : Shape::Diamond;
 }
 
-VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels) {
+VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels, int64_t max_pixels) {
     SURGEON_CHECK(video.dim() == 4 && video.size(0) == 3, "SynthBench expects a video [3, T, H, W], got {}",
                   c10::str(video.sizes()));
     VideoAnalysis a;
@@ -125,7 +125,7 @@ VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels) {
     const float* px = x.data_ptr<float>();
     auto at = [&](int ch, int64_t t, int64_t p) { return px[(ch * T + t) * N + p]; };
 
-    std::vector<std::vector<int32_t>> labels(T, std::vector<int32_t>(N, 0));  // 0 background, -1 small, k > 0
+    std::vector<std::vector<int32_t>> labels(T, std::vector<int32_t>(N, 0));  // 0 bg, -1 dropped, k > 0 object
     std::vector<float> dist(N);
     std::vector<int64_t> stack, members;
     a.components.resize(T);
@@ -159,7 +159,7 @@ VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels) {
                         stack.push_back(q);
                     }
             }
-            if (static_cast<int64_t>(members.size()) < min_pixels) {
+            if (static_cast<int64_t>(members.size()) < min_pixels || static_cast<int64_t>(members.size()) > max_pixels) {
                 for (int64_t p : members) lab[p] = -1;
                 continue;
             }

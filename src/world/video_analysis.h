@@ -26,13 +26,14 @@ struct Component {
 struct VideoAnalysis {
     int64_t frames = 0, height = 0, width = 0;
     torch::Tensor background;  // [3, H, W] estimated background, [0, 1]
-    std::vector<std::vector<Component>> components;  // per frame, area descending, >= min_pixels
+    std::vector<std::vector<Component>> components;  // per frame, area descending, within the size bounds
     double flicker = 0;        // mean |x_t - x_{t-1}| on pixels far from any component in both frames
     int64_t flicker_pixels = 0;  // how many (t, pixel) pairs that mean is over
 };
 
-// video [3, T, H, W] in [-1, 1] (any float dtype/device). Components smaller than min_pixels are noise.
-VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels);
+// video [3, T, H, W] in [-1, 1] (any float dtype/device). Components with fewer than min_pixels or more than
+// max_pixels pixels are not objects (speckle; a frame-filling blob such as noise) and are dropped.
+VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels, int64_t max_pixels);
 
 // Nearest object palette colour; shape class from fill ratio and top_fraction.
 Colour classify_colour(const Rgb& c);
