@@ -47,10 +47,13 @@ TEST(WorldDeterminism, GoldenPromptsAndChecksums) {
         uint64_t checksum;
     };
     const Golden goldens[] = {
-        {0, "GOLDEN0", 0ULL},
-        {1, "GOLDEN1", 0ULL},
-        {42, "GOLDEN42", 0ULL},
-        {2024, "GOLDEN2024", 0ULL},
+        {0, "a large cyan square moving up slowly on a maroon background", 14193004891079685091ULL},
+        {1, "a large red triangle bouncing slowly on a black background", 14195778718669911306ULL},
+        {42,
+         "a large blue circle moving left fast on a navy to gray vertical gradient background and a large yellow "
+         "diamond moving left fast",
+         8834632052295590482ULL},
+        {2024, "a small magenta triangle moving up fast on a black background", 5796830939225987767ULL},
     };
     for (const auto& g : goldens) {
         const auto spec = sample_spec(g.seed);
