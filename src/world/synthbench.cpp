@@ -224,10 +224,21 @@ BenchScores synthbench(const torch::Tensor& video, const WorldSpec& spec) {
     // background: share of all pixels within 0.15 of the prompted background (rendered from the spec), over
     // the share the objects leave free (their area plus a 1-pixel ring for anti-aliased edges, 4 sqrt(area)).
     {
-        auto x = ((video.detach().to(torch::kCPU, torch::kFloat32) + 1) * 0.5).clamp(0, 1);  // [3, T, H, W]
-        auto expected = (render_background(spec.background, H, W) + 1) * 0.5;                 // [3, H, W]
-        auto d = (x - expected.unsqueeze(1)).pow(2).sum(0).sqrt();                            // [T, H, W]
-        const double match = d.lt(0.15).to(torch::kFloat64).mean().item<double>();
+        const auto v = video.detach().to(torch::kCPU, torch::kFloat32).contiguous();  // [3, T, H, W] in [-1, 1]
+        const auto expected = render_background(spec.background, H, W);                // [3, H, W] in [-1, 1]
+        const float* pv = v.data_ptr<float>();
+        const float* pe = expected.data_ptr<float>();
+        int64_t hits = 0;
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t p = 0; p < N; ++p) {
+                double s = 0;
+                for (int ch = 0; ch < 3; ++ch) {
+                    const double e = 0.5 * (std::clamp(pv[(ch * T + t) * N + p], -1.0f, 1.0f) - pe[ch * N + p]);
+                    s += e * e;
+                }
+                hits += s < 0.15 * 0.15;
+            }
+        const double match = static_cast<double>(hits) / (T * N);
         double covered = 0;
         for (const auto& o : spec.objects) {
             const double area = shape_area(o.shape, o.size) * px_per_unit2;

@@ -119,11 +119,18 @@ VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels, int6
     SURGEON_CHECK(H >= 16 && W >= 16, "SynthBench needs frames of at least 16x16, got {}x{}", H, W);
     const int64_t N = H * W;
     auto x = ((video.detach().to(torch::kCPU, torch::kFloat32) + 1) * 0.5).clamp(0, 1).contiguous();  // [3, T, H, W]
-    auto median = std::get<0>(x.median(1)).contiguous();                                       // [3, H, W]
-    auto bg = fit_background(median.data_ptr<float>(), H, W);
-    a.background = torch::from_blob(bg.data(), {3, H, W}, torch::kFloat32).clone();          // [3, H, W]
     const float* px = x.data_ptr<float>();
     auto at = [&](int ch, int64_t t, int64_t p) { return px[(ch * T + t) * N + p]; };
+    // Per-pixel temporal (lower) median, as torch::median would give, in plain loops: no thread pool here.
+    std::vector<float> median(3 * N), column(T);
+    for (int ch = 0; ch < 3; ++ch)
+        for (int64_t p = 0; p < N; ++p) {
+            for (int64_t t = 0; t < T; ++t) column[t] = at(ch, t, p);
+            std::nth_element(column.begin(), column.begin() + (T - 1) / 2, column.end());
+            median[ch * N + p] = column[(T - 1) / 2];
+        }
+    auto bg = fit_background(median.data(), H, W);
+    a.background = torch::from_blob(bg.data(), {3, H, W}, torch::kFloat32).clone();  // [3, H, W]
 
     std::vector<std::vector<int32_t>> labels(T, std::vector<int32_t>(N, 0));  // 0 bg, -1 dropped, k > 0 object
     std::vector<float> dist(N);
