@@ -2,6 +2,11 @@
 #include "core/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <unistd.h>
 
 #include <filesystem>
@@ -31,10 +36,10 @@ void atomic_write(const std::string& path, const std::function<void(std::ostream
             ::fsync(fd);
             ::close(fd);
         }
-        fs::rename(tmp, target);
+        rename_path(tmp, path);
     } catch (...) {
         std::error_code ec;
-        fs::remove(tmp, ec);
+        ::remove(tmp.c_str());
         throw;
     }
 }
@@ -45,6 +50,18 @@ std::string read_text_file(const std::string& path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+void remove_tree(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return;
+    auto cb = [](const char* p, const struct stat*, int, struct FTW*) -> int { return ::remove(p); };
+    SURGEON_CHECK(::nftw(path.c_str(), cb, 16, FTW_DEPTH | FTW_PHYS) == 0, "{}: cannot remove ({})", path,
+                  std::strerror(errno));
+}
+
+void rename_path(const std::string& from, const std::string& to) {
+    SURGEON_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename {} to {} ({})", from, to, std::strerror(errno));
 }
 
 bool file_exists(const std::string& path) {
