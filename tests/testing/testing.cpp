@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/fs.h"
+
 namespace surgeon::testing {
 namespace fs = std::filesystem;
 
@@ -27,7 +29,7 @@ double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
 
 std::string temp_dir(const std::string& tag) {
     auto base = fs::temp_directory_path() / ("surgeon_test_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(base);
+    remove_tree(base.string());  // not fs::remove_all: it crashes in libtorch processes on the GPU machine
     fs::create_directories(base);
     return base.string();
 }
