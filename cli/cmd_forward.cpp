@@ -4,12 +4,13 @@
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
+#include "surgery/student_checkpoint.h"
 
 namespace surgeon::cli {
 
 namespace {
 struct ForwardArgs {
-    std::string model, inputs, out;
+    std::string model, plan, inputs, out;
     bool dump_activations = false;
     CommonOptions common;
 };
@@ -21,7 +22,7 @@ void run_forward(const ForwardArgs& a) {
     const auto& x = require_tensor(in, "in.latents", a.inputs);
     const auto& t = require_tensor(in, "in.timestep", a.inputs);
     const auto& c = require_tensor(in, "in.context", a.inputs);
-    auto loaded = load_wan_model(a.model, device, parse_precision(a.common.dtype));
+    auto loaded = load_model_or_student(a.model, a.plan, a.common.seed, device, parse_precision(a.common.dtype)).loaded;
     loaded.model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     loaded.model->eval();
     TensorMap out;
@@ -38,7 +39,8 @@ void run_forward(const ForwardArgs& a) {
 void register_forward(CLI::App& app) {
     auto a = std::make_shared<ForwardArgs>();
     auto* cmd = app.add_subcommand("forward", "One DiT forward: in.latents, in.timestep, in.context -> out.velocity");
-    cmd->add_option("--model", a->model, "model folder (official or diffusers layout)")->required();
+    cmd->add_option("--model", a->model, "model folder (official or diffusers layout) or student folder")->required();
+    cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed when the model has none");
     cmd->add_option("--inputs", a->inputs, "safetensors file with in.latents, in.timestep, in.context")->required();
     cmd->add_option("--out", a->out, "output safetensors file (out.velocity)")->required();
     cmd->add_flag("--dump-activations", a->dump_activations,

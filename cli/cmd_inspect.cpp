@@ -6,12 +6,16 @@
 #include "core/error.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
+#include "surgery/attention_swap.h"
+#include "surgery/plan_report.h"
+#include "surgery/student_checkpoint.h"
 
 namespace surgeon::cli {
 
 namespace {
 struct InspectArgs {
-    std::string model;
+    std::string model, plan;
+    int64_t frames = 81, height = 480, width = 832;
     bool tensors = true;
 };
 
@@ -20,9 +24,8 @@ void run_inspect(const InspectArgs& a) {
     auto cfg = read_model_config(folder);
     Metadata meta;
     auto tensors = read_model_tensors(folder, &meta);
-    // Validate against the model the config implies (strict: names, shapes, dtypes).
-    WanModel model(cfg);
-    load_state_dict_strict(*model, tensors, {}, folder.weights_path);
+    // Validate against the model the config (and plan) imply: strict names, shapes, dtypes.
+    auto student = load_model_or_student(a.model, a.plan);
 
     std::map<std::string, int64_t> by_dtype;
     int64_t total = 0;
@@ -41,6 +44,11 @@ void run_inspect(const InspectArgs& a) {
                 tensors.size(), static_cast<long long>(cfg.num_parameters()));
     for (const auto& [d, n] : by_dtype) std::printf("dtype:      %s %lld params\n", d.c_str(), static_cast<long long>(n));
     for (const auto& [k, v] : meta) std::printf("metadata:   %s = %.200s\n", k.c_str(), v.c_str());
+    if (student.plan) {
+        std::printf("plan:       %s\n", student.plan_source.c_str());
+        auto grid = token_grid_for_video(cfg, a.frames, a.height, a.width);
+        std::printf("%s\n", describe_plan_costs(*student.plan, cfg, grid).c_str());
+    }
     if (a.tensors) {
         std::printf("\n%-48s %-6s %s\n", "tensor", "dtype", "shape");
         for (const auto& [n, t] : tensors)
@@ -55,6 +63,10 @@ void register_inspect(CLI::App& app) {
     auto* cmd = app.add_subcommand("inspect", "Print a model folder's config, parameter count, dtypes and tensors");
     cmd->add_option("model", a->model, "model folder (official or diffusers layout)")->required();
     cmd->add_flag("!--no-tensors", a->tensors, "omit the tensor table");
+    cmd->add_option("--plan", a->plan, "attention plan JSON: also print its FLOPs per block and vs the teacher");
+    cmd->add_option("--frames", a->frames, "video frames for the FLOPs report")->capture_default_str();
+    cmd->add_option("--height", a->height, "video height for the FLOPs report")->capture_default_str();
+    cmd->add_option("--width", a->width, "video width for the FLOPs report")->capture_default_str();
     cmd->callback([a]() { run_inspect(*a); });
 }
 

@@ -4,13 +4,14 @@
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
+#include "surgery/student_checkpoint.h"
 #include "pipelines/sampling.h"
 
 namespace surgeon::cli {
 
 namespace {
 struct SampleArgs {
-    std::string model, inputs, out, solver = "unipc";
+    std::string model, plan, inputs, out, solver = "unipc";
     int64_t steps = 50;
     double shift = 5.0, guidance = 5.0;
     bool trace = false;
@@ -32,7 +33,7 @@ void run_sample(const SampleArgs& a) {
     const auto& ctx = require_tensor(in, "in.context", a.inputs);
     torch::Tensor neg;
     if (o.guidance != 1.0) neg = require_tensor(in, "in.negative_context", a.inputs);
-    auto loaded = load_wan_model(a.model, device, parse_precision(a.common.dtype));
+    auto loaded = load_model_or_student(a.model, a.plan, a.common.seed, device, parse_precision(a.common.dtype)).loaded;
     loaded.model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     loaded.model->eval();
     TensorMap out;
@@ -51,7 +52,8 @@ void run_sample(const SampleArgs& a) {
 void register_sample(CLI::App& app) {
     auto a = std::make_shared<SampleArgs>();
     auto* cmd = app.add_subcommand("sample", "Flow-matching sampling with CFG: in.noise, in.context, in.negative_context -> out.latents");
-    cmd->add_option("--model", a->model, "model folder (official or diffusers layout)")->required();
+    cmd->add_option("--model", a->model, "model folder (official or diffusers layout) or student folder")->required();
+    cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed when the model has none");
     cmd->add_option("--inputs", a->inputs, "safetensors file with in.noise, in.context, in.negative_context")->required();
     cmd->add_option("--out", a->out, "output safetensors file (out.latents; out.stepN with --trace)")->required();
     cmd->add_option("--solver", a->solver, "unipc (official), unipc-diffusers or euler")
