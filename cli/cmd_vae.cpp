@@ -92,7 +92,7 @@ void run_decode(const VAEOptions& o) {
                   "--out '{}': a {} file holds one video, the latents hold a batch of {}", o.out, out_ext, z.size(0));
 
     const auto t0 = std::chrono::steady_clock::now();
-    auto video = vae.model->decode(z.to(device)).clamp(-1, 1).to(torch::kCPU);  // [B, 3, T', H, W]
+    auto video = vae::decode_latents(vae, z, /*normalized=*/false).to(torch::kCPU);  // [B, 3, T', H, W]
     const double secs = seconds_since(t0);
 
     if (out_ext == ".safetensors") {

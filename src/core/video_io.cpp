@@ -157,25 +157,23 @@ void run_ffmpeg_writer(const std::string& path, const torch::Tensor& video, int 
                                  "-crf", "18", "-movflags", "+faststart", "-f", "mp4"});
     }
     argv.push_back(tmp);
+    // POSIX remove/rename: std::filesystem's are interposed by libtorch's exported copies (see core/fs.h).
     ProcessResult r;
     try {
         r = run_process(argv, &input, false);
     } catch (...) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
+        ::remove(tmp.c_str());
         throw;
     }
     if (r.exit_code != 0) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
+        ::remove(tmp.c_str());
         fail("ffmpeg failed writing '{}' (exit {}): {}", path, r.exit_code,
              r.exit_code == 127 ? "is the ffmpeg program installed?" : last_line(r.err));
     }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        fs::remove(tmp, ec);
-        fail("cannot rename the temp file to '{}': {}", path, ec.message());
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = std::strerror(errno);
+        ::remove(tmp.c_str());
+        fail("cannot rename the temp file to '{}': {}", path, why);
     }
 }
 

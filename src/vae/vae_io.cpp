@@ -201,4 +201,17 @@ LoadedVAE load_vae(const std::string& path_in, torch::Device device) {
     return out;
 }
 
+torch::Tensor decode_latents(LoadedVAE& vae, const torch::Tensor& latents, bool normalized) {
+    const auto device = vae.model->parameters().front().device();
+    auto z = latents.to(device, torch::kFloat);  // [B, Z, T, h, w]
+    if (normalized) {
+        SURGEON_CHECK(vae.stats.has_value(),
+                      "normalized latents given, but the VAE ({}) has no latent mean/std (z_dim {}; add latents_mean "
+                      "and latents_std to its config.json)",
+                      vae.weights_path, vae.model->config().z_dim);
+        z = vae.stats->denormalize(z);
+    }
+    return vae.model->decode(z).clamp(-1, 1);  // [B, 3, 1 + 4(T-1), 8h, 8w]
+}
+
 }  // namespace surgeon::vae

@@ -33,4 +33,9 @@ struct LoadedVAE {
 // with vae/), or a weights file. The model is in eval mode on `device`, float32.
 LoadedVAE load_vae(const std::string& path, torch::Device device = torch::kCPU);
 
+// Latents -> video as `surgeon decode` and a generate pipeline need it: with `normalized`, undo the latent
+// normalisation first (an error if the VAE has no mean/std); decode; clamp to [-1, 1] as WanVAE.decode does.
+// latents [B, Z, T, h, w] on any device -> video [B, 3, 1 + 4(T-1), 8h, 8w] on the VAE's device.
+torch::Tensor decode_latents(LoadedVAE& vae, const torch::Tensor& latents, bool normalized);
+
 }  // namespace surgeon::vae

@@ -172,9 +172,8 @@ torch::Tensor ResampleImpl::forward(torch::Tensor x, FeatCache* cache) {
     if (mode_ == ResampleMode::Upsample2d || mode_ == ResampleMode::Upsample3d) {
         // nn.Upsample(scale 2, 'nearest-exact'), computed in fp32 as the official Upsample does.
         const auto dtype = y.scalar_type();
-        y = F::interpolate(y.to(torch::kFloat),
-                           F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearestExact))
-                .to(dtype);  // [BT, C, 2H, 2W]
+        // (What F.interpolate(scale_factor=2) dispatches to, without libtorch's align_corners warning.)
+        y = at::_upsample_nearest_exact2d(y.to(torch::kFloat), {2 * h, 2 * w}, 2.0, 2.0).to(dtype);  // [BT, C, 2H, 2W]
     } else {
         y = F::pad(y, F::PadFuncOptions({0, 1, 0, 1}));  // ZeroPad2d((0,1,0,1)): right and bottom
     }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/fs.h"
 #include "core/safetensors.h"
 #include "testing/testing.h"
 
@@ -52,7 +53,7 @@ TEST(VAECli, DecodeNormalizedMatchesGolden) {
         EXPECT_EQ(rv.exit_code, 0) << ext << ": " << rv.err;
         EXPECT_TRUE(fs::file_size(dir + "/video" + ext) > 0) << ext;
     }
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VAECli, EncodeMatchesGolden) {
@@ -70,14 +71,14 @@ TEST(VAECli, EncodeMatchesGolden) {
     EXPECT_LE(rel_error(load_safetensors(dir + "/norm.safetensors").at("out.latents"), g.at("out.mu_normalized")),
               kGoldenRelTol);
     // A diffusers folder, with a 4-D video (no batch dim) -> 4-D latents.
-    save_safetensors(dir + "/video4d.safetensors", {{"video", g.at("in.video")[0]}});
+    const auto d = load_safetensors(golden("vae_diffusers.safetensors"));
+    save_safetensors(dir + "/video4d.safetensors", {{"video", d.at("in.video")[0]}});
     r = run_surgeon("encode --vae " + golden("wan-vae-tiny-diffusers/vae") + " --video " + dir +
                     "/video4d.safetensors --out " + dir + "/d.safetensors");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto d = load_safetensors(golden("vae_diffusers.safetensors"));
     EXPECT_LE(rel_error(load_safetensors(dir + "/d.safetensors").at("out.latents"), d.at("out.posterior_mean")[0]),
               kGoldenRelTol);
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VAECli, EncodeVideoFileThenDecode) {
@@ -93,7 +94,7 @@ TEST(VAECli, EncodeVideoFileThenDecode) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(load_safetensors(dir + "/z.safetensors").at("out.latents").sizes().vec(),
               (std::vector<int64_t>{4, 2, 4, 6}));
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VAECli, BadInputsFailCleanly) {
@@ -143,7 +144,7 @@ TEST(VAECli, BadInputsFailCleanly) {
     EXPECT_FALSE(fs::exists(out));
     EXPECT_FALSE(fs::exists(dir + "/v.avi"));
     EXPECT_FALSE(fs::exists(dir + "/z.mp4"));
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 }  // namespace

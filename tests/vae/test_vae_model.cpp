@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/fs.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "testing/testing.h"
@@ -143,7 +144,7 @@ TEST(VAELoad, TruncatedAndMalformedPth) {
     const auto legacy = write("legacy.pth", std::string("\x80\x02}q\x00.", 6));
     EXPECT_NE(error_of([&] { vae::read_torch_checkpoint(legacy); }).find("not a zip-format torch checkpoint"),
               std::string::npos);
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VAELoad, WrongConfigNamesTheTensor) {
@@ -155,7 +156,7 @@ TEST(VAELoad, WrongConfigNamesTheTensor) {
     EXPECT_NE(msg.find("expected"), std::string::npos) << msg;
     EXPECT_NE(msg.find("no config.json"), std::string::npos) << msg;
     EXPECT_NE(error_of([&] { vae::load_vae(dir + "/nope"); }).find("does not exist"), std::string::npos);
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 }  // namespace

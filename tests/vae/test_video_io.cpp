@@ -2,7 +2,10 @@
 // contact-sheet layout; clear errors for bad paths and shapes. Needs the ffmpeg program.
 // Run: ctest --test-dir build-vae -R 'VideoIO'
 #include <filesystem>
+#include <fstream>
+#include <functional>
 
+#include "core/fs.h"
 #include "core/error.h"
 #include "core/video_io.h"
 #include "testing/testing.h"
@@ -41,7 +44,7 @@ TEST(VideoIO, Mp4RoundTrip) {
     int n_files = 0;
     for (const auto& e : fs::directory_iterator(dir)) n_files += e.is_regular_file();
     EXPECT_EQ(n_files, 2);
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VideoIO, GifRoundTrip) {
@@ -52,7 +55,7 @@ TEST(VideoIO, GifRoundTrip) {
     auto r = read_video(dir + "/a.gif");
     ASSERT_EQ(r.sizes().vec(), v.sizes().vec());
     EXPECT_LT(mean_abs(r, v), 0.05);
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VideoIO, PngContactSheetRoundTrip) {
@@ -69,7 +72,7 @@ TEST(VideoIO, PngContactSheetRoundTrip) {
     EXPECT_LE((r.select(1, 0) - expect).abs().max().item<double>(), 1.0 / 127.5 + 1e-6);  // 8-bit rounding only
     const auto rows = contact_sheet_rows({v, test_video(2, 32, 48)});
     EXPECT_EQ(rows.sizes().vec(), (std::vector<int64_t>{3, 32 * 2 + 2, 5 * 48 + 4 * 2}));
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 TEST(VideoIO, ClearErrors) {
@@ -93,7 +96,7 @@ TEST(VideoIO, ClearErrors) {
         EXPECT_NE(msg_of([&] { write_video(dir + "/no/such/dir/a.mp4", test_video(2, 8, 8)); }).find("ffmpeg failed"),
                   std::string::npos);
     }
-    fs::remove_all(dir);
+    remove_tree(dir);
 }
 
 }  // namespace
