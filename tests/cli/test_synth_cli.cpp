@@ -1,0 +1,69 @@
+// The synthetic-world commands end to end on tiny sizes: world, train (tiny config, CPU), generate, eval,
+// and their one-line errors.
+#include <filesystem>
+#include <fstream>
+
+#include "core/fs.h"
+#include "core/safetensors.h"
+#include "testing/testing.h"
+
+using namespace surgeon;
+using namespace surgeon::testing;
+namespace fs = std::filesystem;
+
+TEST(SynthCli, WorldWritesSampleFiles) {
+    auto dir = temp_dir("cli_world");
+    auto r = run_surgeon("world --seed 7 --out " + dir + "/w");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (auto f : {"sample.mp4", "sample.gif", "sheet.png", "prompt.txt", "spec.json"})
+        EXPECT_TRUE(fs::exists(dir + "/w/" + f)) << f;
+    EXPECT_NE(read_text_file(dir + "/w/prompt.txt").find(" on a "), std::string::npos);
+}
+
+TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
+    auto dir = temp_dir("cli_train");
+    const std::string cfg = std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json";
+    auto r = run_surgeon("train --config " + cfg + " --out " + dir + "/run --steps 20");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/run/model/surgeon.json"));
+    EXPECT_TRUE(fs::exists(dir + "/run/loss.csv"));
+    r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a small red circle staying still on a gray background' --seed 1 --out " +
+                    dir + "/v.png --steps 3");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/v.png"));
+    r = run_surgeon("eval --model " + dir + "/run/model --reference-model " + dir +
+                    "/run/model --num-samples 2 --steps 2 --seed 0 --json " + dir + "/e.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(read_text_file(dir + "/e.json"));
+    for (auto k : {"score", "metrics", "ground_truth_score", "psnr", "ssim"}) EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_GE(j["ground_truth_score"].get<double>(), 0.9);
+    EXPECT_NEAR(j["ssim"].get<double>(), 1.0, 1e-9);  // same model, same noise: identical videos
+    // Bad input: unknown word, wrong extension, missing folder.
+    r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a purple elephant' --out " + dir + "/x.png");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("elephant"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/x.png"));
+    r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a' --out " + dir + "/x.avi");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find(".mp4, .gif or .png"), std::string::npos) << r.err;
+    r = run_surgeon("train --config " + cfg + " --out " + dir + "/run2 --device cuda:3");
+    if (!torch::cuda::is_available()) {
+        EXPECT_NE(r.exit_code, 0);
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+}
+
+TEST(SynthCli, GenerateRealWanWithVaeAndContextFile) {
+    SURGEON_REQUIRE_GOLDEN(golden("wan-vae-tiny-diffusers"));
+    auto dir = temp_dir("cli_gen_wan");
+    // The tiny golden DiT (4 latent channels, text_dim 24) with the tiny diffusers VAE (z_dim 4, mean/std in config).
+    save_safetensors(dir + "/ctx.safetensors", {{"context", torch::randn({1, 10, 24})}});
+    auto r = run_surgeon("generate --model " + golden("wan-t2v-tiny") + " --vae " + golden("wan-vae-tiny-diffusers") +
+                         " --context " + dir + "/ctx.safetensors --frames 5 --height 32 --width 48 --steps 2 --out " +
+                         dir + "/v.png");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/v.png"));
+    r = run_surgeon("generate --model " + golden("wan-t2v-tiny") + " --out " + dir + "/w.png");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("--vae DIR and --context FILE"), std::string::npos) << r.err;
+}
