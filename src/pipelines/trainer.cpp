@@ -214,7 +214,8 @@ TensorMap prefixed(const TensorMap& m, const std::string& p) {
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------ training
-TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress) {
+TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress,
+                              int64_t stop_after) {
     fs::create_directories(out_dir);
     torch::Device dev(c.device);
     SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
@@ -384,7 +385,14 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             window_loss = window_gn = 0, window_n = 0;
         }
         bar.update(step + 1, fmt::format("loss {:.4f}", hist.empty() ? l : hist.back()[1]));
-        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps) save_checkpoint(step + 1, elapsed());
+        const bool stop = stop_after > 0 && step + 1 >= stop_after && step + 1 < c.steps;
+        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps || stop) save_checkpoint(step + 1, elapsed());
+        if (stop) {
+            if (next.valid()) next.wait();
+            res.steps_done = step + 1;
+            res.seconds = elapsed();
+            return res;
+        }
     }
     if (!hist.empty()) res.final_loss = hist.back()[1];
     export_model();

@@ -40,6 +40,9 @@ struct TrainResult {
 
 // Trains into `out_dir`: checkpoint/ (resume state), model/ (EMA weights, a synth model folder), loss.csv,
 // loss.png, train_config.json, train.log. With `resume`, continues from out_dir/checkpoint if present.
-TrainResult train_synth_model(const TrainConfig& config, const std::string& out_dir, bool resume, bool progress = true);
+// `stop_after` > 0 ends the run after that many steps (with a checkpoint, no export), as a kill right after a
+// checkpoint would: tests use it to check that resuming reproduces an uninterrupted run.
+TrainResult train_synth_model(const TrainConfig& config, const std::string& out_dir, bool resume, bool progress = true,
+                              int64_t stop_after = -1);
 
 }  // namespace surgeon

@@ -52,7 +52,7 @@ TEST(Train, LossFallsAndModelGenerates) {
 TEST(Train, ResumeAfterStopMatchesUninterruptedRun) {
     auto a = temp_dir("train_full"), b = temp_dir("train_resume");
     train_synth_model(tiny(40), a, false, false);
-    train_synth_model(tiny(20), b, false, false);  // "killed" after the checkpoint at step 20
+    train_synth_model(tiny(40), b, false, false, /*stop_after=*/20);  // "killed" after the checkpoint at step 20
     train_synth_model(tiny(40), b, true, false);   // resumed
     auto sa = load_safetensors(a + "/checkpoint/state.safetensors");
     auto sb = load_safetensors(b + "/checkpoint/state.safetensors");
