@@ -28,6 +28,16 @@ torch::Tensor layer_norm(const torch::Tensor& x, double eps) {
     return F::layer_norm(x.to(torch::kFloat32), F::LayerNormFuncOptions({x.size(-1)}).eps(eps)).to(x.scalar_type());
 }
 torch::Tensor gelu_tanh(const torch::Tensor& x) { return F::gelu(x, F::GELUFuncOptions().approximate("tanh")); }
+// q, k, v, o (Linear C->C with bias) and the q/k RMSNorms, shared by self- and cross-attention.
+template <typename Attention>
+void register_attention_projections(Attention& a, int64_t dim, double eps) {
+    a.q = a.register_module("q", torch::nn::Linear(dim, dim));
+    a.k = a.register_module("k", torch::nn::Linear(dim, dim));
+    a.v = a.register_module("v", torch::nn::Linear(dim, dim));
+    a.o = a.register_module("o", torch::nn::Linear(dim, dim));
+    a.norm_q = a.register_module("norm_q", WanRMSNorm(dim, eps));
+    a.norm_k = a.register_module("norm_k", WanRMSNorm(dim, eps));
+}
 }  // namespace
 
 torch::Tensor sinusoidal_embedding_1d(int64_t dim, const torch::Tensor& t) {
@@ -51,12 +61,7 @@ torch::Tensor WanRMSNormImpl::forward(const torch::Tensor& x) {
 
 // ---------------------------------------------------------------------------------------------------------
 WanSelfAttentionImpl::WanSelfAttentionImpl(int64_t dim, int64_t heads, double eps) : num_heads(heads) {
-    q = register_module("q", torch::nn::Linear(dim, dim));
-    k = register_module("k", torch::nn::Linear(dim, dim));
-    v = register_module("v", torch::nn::Linear(dim, dim));
-    o = register_module("o", torch::nn::Linear(dim, dim));
-    norm_q = register_module("norm_q", WanRMSNorm(dim, eps));
-    norm_k = register_module("norm_k", WanRMSNorm(dim, eps));
+    register_attention_projections(*this, dim, eps);
     core_ = std::make_shared<SoftmaxAttentionImpl>();
 }
 
@@ -92,12 +97,7 @@ torch::Tensor WanSelfAttentionImpl::forward(const torch::Tensor& x, const TokenG
 
 // ---------------------------------------------------------------------------------------------------------
 WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim, int64_t heads, double eps) : num_heads(heads) {
-    q = register_module("q", torch::nn::Linear(dim, dim));
-    k = register_module("k", torch::nn::Linear(dim, dim));
-    v = register_module("v", torch::nn::Linear(dim, dim));
-    o = register_module("o", torch::nn::Linear(dim, dim));
-    norm_q = register_module("norm_q", WanRMSNorm(dim, eps));
-    norm_k = register_module("norm_k", WanRMSNorm(dim, eps));
+    register_attention_projections(*this, dim, eps);
 }
 
 torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,

@@ -27,19 +27,11 @@ TrainConfig TrainConfig::from_json(const json& j) {
     TrainConfig c;
     try {
         if (j.contains("model")) c.model = WanConfig::from_official_json(j["model"]);
-        if (j.contains("text_encoder")) c.text_encoder = world::text_encoder_config_from_json(j["text_encoder"]);
-        if (j.contains("world")) {
-            c.world.frames = j["world"].value("frames", c.world.frames);
-            c.world.height = j["world"].value("height", c.world.height);
-            c.world.width = j["world"].value("width", c.world.width);
-        }
-        if (j.contains("sampling")) {
-            const auto& p = j["sampling"];
-            c.sampling.solver = parse_solver(p.value("solver", std::string("unipc")));
-            c.sampling.steps = p.value("steps", c.sampling.steps);
-            c.sampling.shift = p.value("shift", c.sampling.shift);
-            c.sampling.guidance = p.value("guidance", c.sampling.guidance);
-        }
+        // world, text_encoder and sampling have the same schema as a model folder's surgeon.json.
+        const SynthSettings st = SynthSettings::from_json(j);
+        c.world = st.size;
+        c.sampling = st.sampling;
+        if (j.contains("text_encoder")) c.text_encoder = st.text_encoder;
         const json t = j.value("train", json::object());
         c.steps = t.value("steps", c.steps);
         c.batch = t.value("batch", c.batch);
@@ -85,22 +77,19 @@ TrainConfig TrainConfig::from_json(const json& j) {
 }
 
 json TrainConfig::to_json() const {
-    json m = model.to_json();
-    return json{{"model", m},
-                {"text_encoder", world::to_json(text_encoder)},
-                {"world", {{"frames", world.frames}, {"height", world.height}, {"width", world.width}}},
-                {"sampling",
-                 {{"solver", surgeon::to_string(sampling.solver)},
-                  {"steps", sampling.steps},
-                  {"shift", sampling.shift},
-                  {"guidance", sampling.guidance}}},
-                {"train",
-                 {{"steps", steps}, {"batch", batch}, {"warmup", warmup}, {"lr", lr}, {"min_lr_ratio", min_lr_ratio},
+    SynthSettings st;
+    st.size = world;
+    st.text_encoder = text_encoder;
+    st.sampling = sampling;
+    json j = st.to_json();
+    j["model"] = model.to_json();
+    j["train"] = json{{"steps", steps}, {"batch", batch}, {"warmup", warmup}, {"lr", lr}, {"min_lr_ratio", min_lr_ratio},
                   {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2}, {"grad_clip", grad_clip},
                   {"ema", ema}, {"sigma_sampling", sigma_sampling}, {"logit_mean", logit_mean},
                   {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
-                  {"max_shard_bytes", max_shard_bytes}}}};
+                  {"max_shard_bytes", max_shard_bytes}};
+    return j;
 }
 
 // ------------------------------------------------------------------------------------------------ helpers
