@@ -203,13 +203,7 @@ TensorMap prefixed(const TensorMap& m, const std::string& p) {
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------ training
-TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress,
-                              int64_t stop_after) {
-    fs::create_directories(out_dir);
-    torch::Device dev(c.device);
-    SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
-    atomic_write((fs::path(out_dir) / "train_config.json").string(), [&](std::ostream& o) { o << c.to_json().dump(1) << "\n"; });
-
+SynthModel init_synth_model(const TrainConfig& c) {
     torch::manual_seed(c.seed);
     SynthModel m;
     m.settings.size = c.world;
@@ -219,6 +213,17 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     m.dit = WanModel(c.model);
     init_wan_weights(m.dit);
     m.text_encoder = world::TextEncoder(m.settings.text_encoder);
+    return m;
+}
+
+TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress,
+                              int64_t stop_after) {
+    fs::create_directories(out_dir);
+    torch::Device dev(c.device);
+    SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
+    atomic_write((fs::path(out_dir) / "train_config.json").string(), [&](std::ostream& o) { o << c.to_json().dump(1) << "\n"; });
+
+    SynthModel m = init_synth_model(c);
     m.to(dev);
     const bool bf16 = dev.is_cuda() && c.dtype == "bf16";
     m.dit->set_precision(bf16 ? Precision::BFloat16 : Precision::Float32, /*cast_weights=*/false);

@@ -38,6 +38,9 @@ struct TrainResult {
     double seconds = 0;
 };
 
+// The untrained model of a run: seeded exactly as train_synth_model does (same config -> same weights).
+SynthModel init_synth_model(const TrainConfig& config);
+
 // Trains into `out_dir`: checkpoint/ (resume state), model/ (EMA weights, a synth model folder), loss.csv,
 // loss.png, train_config.json, train.log. With `resume`, continues from out_dir/checkpoint if present.
 // `stop_after` > 0 ends the run after that many steps (with a checkpoint, no export), as a kill right after a
