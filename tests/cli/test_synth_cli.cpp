@@ -32,12 +32,15 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir + "/v.png"));
     r = run_surgeon("eval --model " + dir + "/run/model --reference-model " + dir +
-                    "/run/model --num-samples 2 --steps 2 --seed 0 --json " + dir + "/e.json");
+                    "/run/model --num-samples 2 --steps 2 --seed 0 --denoise-sigmas 0.1 0.9 --json " + dir + "/e.json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto j = nlohmann::json::parse(read_text_file(dir + "/e.json"));
     for (auto k : {"score", "metrics", "ground_truth_score", "psnr", "ssim"}) EXPECT_TRUE(j.contains(k)) << k;
     EXPECT_GE(j["ground_truth_score"].get<double>(), 0.9);
     EXPECT_NEAR(j["ssim"].get<double>(), 1.0, 1e-9);  // same model, same noise: identical videos
+    ASSERT_TRUE(j.contains("denoise_mse"));
+    EXPECT_EQ(j["denoise_mse"].size(), 2u);
+    EXPECT_GT(j["denoise_mse"]["0.9"].get<double>(), 0.0);
     // Bad input: unknown word, wrong extension, missing folder.
     r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a purple elephant' --out " + dir + "/x.png");
     EXPECT_NE(r.exit_code, 0);

@@ -139,3 +139,17 @@ TEST(DitModel, ObservesQkvAfterNormAndRope) {
     auto y = torch::softmax(torch::matmul(q, k.transpose(2, 3)) / 4.0, -1).matmul(v).transpose(1, 2);
     EXPECT_LE(rel_error(seen["blocks.0.self_attn.attn"], y), 1e-5);
 }
+
+TEST(DitModel, EveryParameterReceivesGradient) {
+    // Training needs gradients through every path (a non-differentiable fast op would silently freeze q/k).
+    WanConfig c;
+    c.dim = 32, c.ffn_dim = 64, c.num_heads = 2, c.num_layers = 2, c.in_dim = 3, c.out_dim = 3, c.text_dim = 8;
+    c.freq_dim = 16, c.text_len = 4, c.patch_size = {1, 4, 4};
+    WanModel m(c);
+    auto v = m->forward(torch::randn({2, 3, 2, 8, 8}), torch::tensor({100.0, 700.0}), torch::randn({2, 4, 8}));
+    v.pow(2).mean().backward();
+    for (const auto& p : m->named_parameters()) {
+        ASSERT_TRUE(p.value().grad().defined()) << p.key();
+        EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
+}
