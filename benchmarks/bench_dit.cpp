@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 
 #include "model/wan_model.h"
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     std::string preset = "wan2.1-t2v-1.3b", dtype = "bf16", device = "cuda", impl = "fast";
     std::vector<std::string> sizes{"480p", "720p"};
     int64_t frames = 81, warmup = 2, iters = 5, text_tokens = 512;
+    bool profile = false;
     app.add_option("--preset", preset)->capture_default_str();
     app.add_option("--size", sizes, "480p and/or 720p")->capture_default_str();
     app.add_option("--frames", frames)->capture_default_str();
@@ -27,6 +29,8 @@ int main(int argc, char** argv) {
     app.add_option("--attention-impl", impl)->capture_default_str();
     app.add_option("--warmup", warmup)->capture_default_str();
     app.add_option("--iters", iters)->capture_default_str();
+    app.add_flag("--profile", profile,
+                 "also time the sections between observation points (synchronising at each: slower, for shares only)");
     CLI11_PARSE(app, argc, argv);
     if (device.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
         std::printf("CUDA is not available on this machine: nothing to benchmark.\n");
@@ -90,6 +94,30 @@ int main(int argc, char** argv) {
             if (i >= warmup) ms.push_back(e);
         }
         std::sort(ms.begin(), ms.end());
+        if (profile && dev.is_cuda()) {
+            // Time from one observation point to the next, summed over blocks by section name
+            // ("self_attn.q" = input LN + modulation + q projection + norm + RoPE, "self_attn.attn" = the core, ...).
+            std::map<std::string, double> section_ms;
+            auto t_last = std::chrono::steady_clock::now();
+            ActivationTap tap = [&](const std::string& name, const torch::Tensor&) {
+                torch::cuda::synchronize();
+                auto now = std::chrono::steady_clock::now();
+                std::string key = name;  // "blocks.N.self_attn.q" -> "self_attn.q"; "blocks.N" -> block end
+                if (name.rfind("blocks.", 0) == 0) {
+                    const auto dot = name.find('.', 7);
+                    key = dot == std::string::npos ? "block end (ffn residual)" : name.substr(dot + 1);
+                }
+                section_ms[key] += std::chrono::duration<double, std::milli>(now - t_last).count();
+                t_last = now;
+            };
+            torch::cuda::synchronize();
+            t_last = std::chrono::steady_clock::now();
+            model->forward(x, t, ctx, &tap);
+            torch::cuda::synchronize();
+            section_ms["head + unpatchify"] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_last).count();
+            std::printf("profile %s (time up to each observation point, summed over blocks):\n", size.c_str());
+            for (const auto& [k, v] : section_ms) std::printf("  %-22s %8.1f ms\n", k.c_str(), v);
+        }
         double peak = 0;
 #ifdef SURGEON_HAVE_CUDA
         if (dev.is_cuda()) {
