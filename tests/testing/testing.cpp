@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/error.h"
 #include "core/fs.h"
 
 namespace surgeon::testing {
@@ -25,6 +26,15 @@ double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
     const double num = (ad - bd).norm().item<double>();
     if (std::isnan(num)) return 1e30;
     return den > 0 ? num / den : num;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
 }
 
 std::string temp_dir(const std::string& tag) {

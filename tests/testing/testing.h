@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 #include "testing/tolerance.h"
@@ -25,6 +26,8 @@ struct CommandResult {
 };
 // Runs the `surgeon` binary with `args` (a shell-quoted string), capturing stdout and stderr.
 CommandResult run_surgeon(const std::string& args);
+// The message of the surgeon::Error that `f` throws, or "" if it throws none.
+std::string error_of(const std::function<void()>& f);
 // A fresh empty temporary folder for one test.
 std::string temp_dir(const std::string& tag);
 

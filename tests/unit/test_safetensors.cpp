@@ -18,14 +18,6 @@ void write_raw(const std::string& path, const std::string& header, const std::st
     for (int i = 0; i < 8; ++i) o.put(static_cast<char>((n >> (8 * i)) & 0xff));
     o << header << data;
 }
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 }  // namespace
 
 TEST(Safetensors, RoundTripAllFloatDtypesAndMetadata) {

@@ -21,14 +21,6 @@ vae::WanVAEConfig tiny_config() {
     return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 TEST(VAEModel, PublishedConfigKeysAndSizes) {
     vae::WanVAE model(vae::WanVAEConfig{});
