@@ -54,6 +54,7 @@ void check_video_extension(const std::string& out) {
 struct TrainArgs {
     std::string config, out, device;
     int64_t steps = 0;
+    double time_limit = 0;
     bool resume = false;
 };
 void run_train(const TrainArgs& a) {
@@ -67,7 +68,14 @@ void run_train(const TrainArgs& a) {
     if (a.steps > 0) c.steps = a.steps;
     if (!a.device.empty()) c.device = a.device;
     parse_device(c.device);
-    auto r = train_synth_model(c, a.out, a.resume);
+    auto r = train_synth_model(c, a.out, a.resume, /*progress=*/true, /*stop_after=*/-1, a.time_limit);
+    if (r.steps_done < c.steps) {
+        std::printf("stopped at step %lld of %lld after the time limit (%.1f s in all, loss %.5f); checkpoint and "
+                    "model in %s; continue with --resume\n",
+                    static_cast<long long>(r.steps_done), static_cast<long long>(c.steps), r.seconds, r.final_loss,
+                    a.out.c_str());
+        return;
+    }
     std::printf("trained %lld steps in %.1f s, final loss %.5f; model in %s/model\n", static_cast<long long>(r.steps_done),
                 r.seconds, r.final_loss, a.out.c_str());
 }
@@ -220,6 +228,9 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_flag("--resume", a->resume, "continue from OUT/checkpoint if present");
         cmd->add_option("--steps", a->steps, "override the config's step count");
         cmd->add_option("--device", a->device, "override the config's device (cpu, cuda)");
+        cmd->add_option("--time-limit", a->time_limit,
+                        "stop after this many seconds (checkpoint + model), continue later with --resume")
+            ->check(CLI::PositiveNumber);
         cmd->callback([a]() { run_train(*a); });
     }
     {

@@ -3,8 +3,9 @@
 #   build   configure + build everything in build-gpu with the machine's torch
 #   test    whole ctest suite (CPU tests + -L gpu)
 #   bench   bench_dit, bench_attention, bench_vae
-#   train   probe the training rate, then train the bundled teacher for TRAIN_SECONDS (resumable)
-#   resume  continue the teacher run (same step count) for at most TRAIN_SECONDS
+#   train   train the bundled teacher (TEACHER_STEPS steps in all) for at most TRAIN_SECONDS, then stop cleanly
+#   resume  continue the teacher run for at most TRAIN_SECONDS
+#   profile bench_dit --profile at 480p (time per section of the forward)
 #   eval    SynthBench eval + contact sheet of the teacher, pack model/ and logs into $OUT
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
@@ -15,44 +16,42 @@ TRAIN_DIR=/tmp/teacher
 BIN=build-gpu/cli/surgeon
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 if has build; then
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/session.log"
   TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
     -DSURGEON_VENDORED_DEPS="$PWD/.deps" -DSURGEON_GOLDEN_DIR="$PWD/.golden" >/tmp/configure.log 2>&1 || { tail -20 /tmp/configure.log; exit 1; }
   start=$(date +%s)
-  cmake --build build-gpu -j 16 -- -k 0 >/tmp/build.log 2>&1 || grep -E "error:|FAILED" /tmp/build.log | head -30
+  cmake --build build-gpu -j 16 -- -k 0 >/tmp/build.log 2>&1 || { grep -E "error:|FAILED" /tmp/build.log | head -30; exit 1; }
   echo "build: $(( $(date +%s) - start )) s"
 fi
 if has test; then
-  ctest --test-dir build-gpu -j 16 --timeout 300 --output-on-failure >"$OUT/ctest.log" 2>&1
-  grep -E "tests passed|\(Failed\)|Not Run" "$OUT/ctest.log" | head -30
+  # TEST_ARGS="-L gpu" runs only the GPU-labelled tests; a failure stops the session (no training on a broken build).
+  ctest --test-dir build-gpu -j 16 --timeout 300 --output-on-failure ${TEST_ARGS:-} >/tmp/ctest.log 2>&1; rc=$?
+  cat /tmp/ctest.log >>"$OUT/session.log"
+  grep -E "tests passed|\(Failed\)|Not Run" /tmp/ctest.log | head -30
+  [ $rc -eq 0 ] || exit 1
 fi
 if has bench; then
   build-gpu/benchmarks/bench_dit --size 480p 720p --iters 5 2>&1 | tee "$OUT/bench_dit.txt" | tail -6
   [ -x build-gpu/benchmarks/bench_attention ] && build-gpu/benchmarks/bench_attention 2>&1 | tee "$OUT/bench_attention.txt" | tail -25
   [ -x build-gpu/benchmarks/bench_vae ] && build-gpu/benchmarks/bench_vae --device cuda 2>&1 | tee "$OUT/bench_vae.txt" | tail -8
 fi
-if has train; then
-  rm -rf /tmp/probe
-  s=$(date +%s.%N)
-  $BIN train --config configs/synth-teacher.json --out /tmp/probe --steps 60 >/tmp/probe.log 2>&1 || { tail -5 /tmp/probe.log; exit 1; }
-  e=$(date +%s.%N)
-  rate=$(python3 -c "print(60/($e-$s))")
-  steps=$(python3 -c "print(int($rate*${TRAIN_TOTAL_SECONDS:-660}/100)*100)")
-  echo "$steps" > /tmp/teacher_steps
-  echo "probe: $rate steps/s (incl. start-up) -> $steps steps"
-  timeout "${TRAIN_SECONDS:-300}" $BIN train --config configs/synth-teacher.json --out $TRAIN_DIR --steps "$steps" >"$OUT/train1.log" 2>&1
-  tail -c 400 "$OUT/train1.log"; echo
+if has profile; then
+  build-gpu/benchmarks/bench_dit --size 480p --iters 3 --profile 2>&1 | tee -a "$OUT/session.log" | tail -40
 fi
-if has resume; then
-  steps=$(cat /tmp/teacher_steps)
-  timeout "${TRAIN_SECONDS:-480}" $BIN train --config configs/synth-teacher.json --out $TRAIN_DIR --steps "$steps" --resume >"$OUT/train2.log" 2>&1
-  tail -c 400 "$OUT/train2.log"; echo
+if has train || has resume; then
+  # TEACHER_STEPS sets the run's length (the cosine schedule's end); each call trains at most TRAIN_SECONDS and
+  # stops cleanly (checkpoint + model export); the next call continues with the resume phase.
+  r=""; has resume && r="--resume"
+  $BIN train --config configs/synth-teacher.json --out $TRAIN_DIR --steps "${TEACHER_STEPS:-4800}" $r \
+     --time-limit "${TRAIN_SECONDS:-300}" >>"$OUT/train.log" 2>&1 || { tail -c 600 "$OUT/train.log"; exit 1; }
+  tail -c 300 "$OUT/train.log"; echo
 fi
 if has eval; then
   $BIN eval --model $TRAIN_DIR/model --num-samples ${EVAL_SAMPLES:-64} --batch 16 --seed 0 --device cuda \
-     --json "$OUT/synthbench.json" --sheet "$OUT/contact_sheet.png" >"$OUT/eval.log" 2>&1; tail -25 "$OUT/eval.log"
-  cp $TRAIN_DIR/loss.csv $TRAIN_DIR/loss.png "$OUT/" 2>/dev/null
-  tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
+     --json "$OUT/synthbench.json" --sheet "$OUT/contact_sheet.png" >/tmp/eval.log 2>&1; tail -25 /tmp/eval.log
+  cat /tmp/eval.log >>"$OUT/session.log"
+  # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
+  tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
 fi
 exit 0

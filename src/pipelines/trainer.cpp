@@ -104,6 +104,8 @@ uint64_t splitmix(uint64_t x) {
 
 struct Batch {
     torch::Tensor videos;  // [B, 3, T, H, W]
+    torch::Tensor eps;     // [B, 3, T, H, W] noise
+    torch::Tensor sigma;   // [B]
     std::vector<std::string> prompts;
 };
 
@@ -122,6 +124,12 @@ Batch make_batch(const TrainConfig& c, int64_t step) {
         }
     });
     b.videos = torch::stack(vids, 0);
+    // Noise and sigma from a per-step CPU generator: identical across resume and devices. Drawn here, on the
+    // prefetch thread, so the ~35 ms of CPU randn per batch does not stall the GPU loop.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed * 7919 + static_cast<uint64_t>(step) + 1);
+    b.eps = at::randn(b.videos.sizes(), gen);
+    b.sigma = c.sigma_sampling == "uniform" ? at::rand({B}, gen)
+                                            : torch::sigmoid(at::randn({B}, gen) * c.logit_std + c.logit_mean);
     return b;
 }
 
@@ -217,7 +225,7 @@ SynthModel init_synth_model(const TrainConfig& c) {
 }
 
 TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress,
-                              int64_t stop_after) {
+                              int64_t stop_after, double time_limit_s) {
     fs::create_directories(out_dir);
     torch::Device dev(c.device);
     SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
@@ -329,8 +337,15 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         e.text_encoder = world::TextEncoder(m.settings.text_encoder);
         load_state_dict_strict(*e.dit, ema_dit, {}, "ema");
         world::load_text_encoder_state(e.text_encoder, prefixed(ema_te, world::kTextEncoderPrefix));
-        save_synth_model(e, (fs::path(out_dir) / "model").string(), torch::kBFloat16,
-                         static_cast<uint64_t>(c.max_shard_bytes));
+        // Written beside, then swapped in: model/ is always a complete folder (or absent).
+        const fs::path dst = fs::path(out_dir) / "model", tmp = fs::path(out_dir) / "model.tmp",
+                       old = fs::path(out_dir) / "model.old";
+        remove_tree(tmp.string());
+        save_synth_model(e, tmp.string(), torch::kBFloat16, static_cast<uint64_t>(c.max_shard_bytes));
+        remove_tree(old.string());
+        if (fs::exists(dst)) rename_path(dst.string(), old.string());
+        rename_path(tmp.string(), dst.string());
+        remove_tree(old.string());
     };
 
     Progress bar("train", c.steps, progress);
@@ -346,13 +361,9 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         if (step + 1 < c.steps) next = std::async(std::launch::async, make_batch, std::cref(c), step + 1);
         const double lr = lr_at(c, step);
         for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-        // Noise and sigma from a per-step CPU generator: identical across resume and devices.
-        auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed * 7919 + static_cast<uint64_t>(step) + 1);
         auto x0 = b.videos.to(dev);                                         // [B, 3, T, H, W]
-        auto eps = at::randn(b.videos.sizes(), gen).to(dev);                // [B, 3, T, H, W]
-        auto sigma = c.sigma_sampling == "uniform" ? at::rand({c.batch}, gen)
-                                                   : torch::sigmoid(at::randn({c.batch}, gen) * c.logit_std + c.logit_mean);
-        sigma = sigma.to(dev).view({-1, 1, 1, 1, 1});
+        auto eps = b.eps.to(dev);                                           // [B, 3, T, H, W]
+        auto sigma = b.sigma.to(dev).view({-1, 1, 1, 1, 1});
         auto xs = (1 - sigma) * x0 + sigma * eps;
         auto ids = m.tokenizer.encode_batch(b.prompts, c.text_encoder.text_len).to(dev);
         auto ctx = m.text_encoder->forward(ids);
@@ -379,10 +390,16 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             window_loss = window_gn = 0, window_n = 0;
         }
         bar.update(step + 1, fmt::format("loss {:.4f}", hist.empty() ? l : hist.back()[1]));
-        const bool stop = stop_after > 0 && step + 1 >= stop_after && step + 1 < c.steps;
-        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps || stop) save_checkpoint(step + 1, elapsed());
+        const bool timed_out = time_limit_s > 0 &&
+                               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= time_limit_s;
+        const bool stop = ((stop_after > 0 && step + 1 >= stop_after) || timed_out) && step + 1 < c.steps;
+        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps || stop) {
+            save_checkpoint(step + 1, elapsed());
+            if (step + 1 < c.steps) export_model();  // the EMA so far is usable while the run goes on
+        }
         if (stop) {
             if (next.valid()) next.wait();
+            bar.finish(fmt::format("stopped at step {}", step + 1));
             res.steps_done = step + 1;
             res.seconds = elapsed();
             return res;

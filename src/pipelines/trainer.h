@@ -41,11 +41,14 @@ struct TrainResult {
 // The untrained model of a run: seeded exactly as train_synth_model does (same config -> same weights).
 SynthModel init_synth_model(const TrainConfig& config);
 
-// Trains into `out_dir`: checkpoint/ (resume state), model/ (EMA weights, a synth model folder), loss.csv,
-// loss.png, train_config.json, train.log. With `resume`, continues from out_dir/checkpoint if present.
-// `stop_after` > 0 ends the run after that many steps (with a checkpoint, no export), as a kill right after a
+// Trains into `out_dir`: checkpoint/ (resume state), model/ (EMA weights, a synth model folder, refreshed
+// atomically at every checkpoint and at the end), loss.csv, loss.png and train_config.json. With `resume`,
+// continues from out_dir/checkpoint if present.
+// `stop_after` > 0 ends the run after that many steps (with a checkpoint), as a kill right after a
 // checkpoint would: tests use it to check that resuming reproduces an uninterrupted run.
+// `time_limit_s` > 0 ends the run (checkpoint + model export) at the first step that finishes after that many
+// seconds of this call, for time-boxed machines; `--resume` continues it.
 TrainResult train_synth_model(const TrainConfig& config, const std::string& out_dir, bool resume, bool progress = true,
-                              int64_t stop_after = -1);
+                              int64_t stop_after = -1, double time_limit_s = -1);
 
 }  // namespace surgeon

@@ -56,6 +56,25 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     }
 }
 
+// --time-limit: the run stops early with a checkpoint and a usable model; --resume finishes it.
+TEST(SynthCli, TrainTimeLimitStopsThenResumeFinishes) {
+    auto dir = temp_dir("cli_train_time");
+    const std::string cfg = std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json";
+    auto r = run_surgeon("train --config " + cfg + " --out " + dir + "/run --steps 30 --time-limit 0.001");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("stopped at step 1 of 30"), std::string::npos) << r.out;
+    EXPECT_TRUE(fs::exists(dir + "/run/checkpoint/progress.json"));
+    EXPECT_TRUE(fs::exists(dir + "/run/model/surgeon.json"));
+    EXPECT_FALSE(fs::exists(dir + "/run/model.tmp"));
+    r = run_surgeon("train --config " + cfg + " --out " + dir + "/run --steps 30 --resume");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("trained 30 steps"), std::string::npos) << r.out;
+    auto p = nlohmann::json::parse(read_text_file(dir + "/run/checkpoint/progress.json"));
+    EXPECT_EQ(p["step"].get<int64_t>(), 30);
+    r = run_surgeon("train --config " + cfg + " --out " + dir + "/run --time-limit -5");
+    EXPECT_NE(r.exit_code, 0);
+}
+
 TEST(SynthCli, GenerateRealWanWithVaeAndContextFile) {
     SURGEON_REQUIRE_GOLDEN(golden("wan-vae-tiny-diffusers"));
     auto dir = temp_dir("cli_gen_wan");
