@@ -102,15 +102,10 @@ uint64_t splitmix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-struct Batch {
-    torch::Tensor videos;  // [B, 3, T, H, W]
-    torch::Tensor eps;     // [B, 3, T, H, W] noise
-    torch::Tensor sigma;   // [B]
-    std::vector<std::string> prompts;
-};
+}  // namespace
 
-Batch make_batch(const TrainConfig& c, int64_t step) {
-    Batch b;
+TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
+    TrainBatch b;
     const int64_t B = c.batch;
     std::vector<torch::Tensor> vids(B);
     b.prompts.resize(B);
@@ -132,6 +127,8 @@ Batch make_batch(const TrainConfig& c, int64_t step) {
                                             : torch::sigmoid(at::randn({B}, gen) * c.logit_std + c.logit_mean);
     return b;
 }
+
+namespace {
 
 // Wan's init_weights: xavier-uniform Linear weights, zero biases, N(0, 0.02) for the text/time embeddings, zero head.
 void init_wan_weights(WanModel& m) {
@@ -351,14 +348,14 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     Progress bar("train", c.steps, progress);
     auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    std::future<Batch> next;
-    if (start < c.steps) next = std::async(std::launch::async, make_batch, std::cref(c), start);
+    std::future<TrainBatch> next;
+    if (start < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(c), start);
     double window_loss = 0, window_gn = 0;
     int64_t window_n = 0;
     TrainResult res;
     for (int64_t step = start; step < c.steps; ++step) {
-        Batch b = next.get();
-        if (step + 1 < c.steps) next = std::async(std::launch::async, make_batch, std::cref(c), step + 1);
+        TrainBatch b = next.get();
+        if (step + 1 < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(c), step + 1);
         const double lr = lr_at(c, step);
         for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
         auto x0 = b.videos.to(dev);                                         // [B, 3, T, H, W]

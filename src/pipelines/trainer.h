@@ -38,6 +38,14 @@ struct TrainResult {
     double seconds = 0;
 };
 
+// One training batch of step `step`: world videos [B, 3, T, H, W] in [-1, 1], their prompts ("" with
+// probability cfg_dropout), noise like the videos and sigma [B] from a per-step generator (same on any device).
+struct TrainBatch {
+    torch::Tensor videos, eps, sigma;
+    std::vector<std::string> prompts;
+};
+TrainBatch make_train_batch(const TrainConfig& config, int64_t step);
+
 // The untrained model of a run: seeded exactly as train_synth_model does (same config -> same weights).
 SynthModel init_synth_model(const TrainConfig& config);
 
