@@ -54,8 +54,8 @@ WanRMSNormImpl::WanRMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor WanRMSNormImpl::forward(const torch::Tensor& x) {
-    auto xf = x.to(torch::kFloat32);
-    auto n = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps_);
+    // x * rsqrt(mean(x^2) + eps) in fp32 (one fused op), rounded to x's dtype, then * weight.
+    auto n = at::rms_norm(x.to(torch::kFloat32), {x.size(-1)}, std::nullopt, eps_);
     return n.to(x.scalar_type()) * weight;  // bf16 * fp32 weight promotes to fp32, as in the official code
 }
 
@@ -129,10 +129,11 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const to
     ctx.observe(name + ".input", x_in);
     auto e = (modulation + e0).chunk(6, 1);  // 6 x [B, 1, C], fp32
     // Self-attention with adaLN modulation.
-    auto y = self_attn(layer_norm(x_in, eps).to(torch::kFloat32) * (1 + e[1]) + e[0], grid, rope, ctx,
+    // Modulation and gates as single fused ops: norm * (1 + scale) + shift, x + y * gate (fp32).
+    auto y = self_attn(torch::addcmul(e[0], layer_norm(x_in, eps).to(torch::kFloat32), 1 + e[1]), grid, rope, ctx,
                        name + ".self_attn");  // [B, L, C]
     ctx.observe(name + ".self_attn", y);
-    auto x = x_in + y * e[2];  // fp32 from here on
+    auto x = torch::addcmul(x_in.to(torch::kFloat32), y, e[2]);  // fp32 from here on
     // Cross-attention on the affine-normalised stream, no modulation, no gate.
     auto xn = F::layer_norm(x.to(torch::kFloat32),
                             F::LayerNormFuncOptions({x.size(-1)}).weight(norm3->weight).bias(norm3->bias).eps(eps))
@@ -141,10 +142,10 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const to
     ctx.observe(name + ".cross_attn", c);
     x = x + c;
     // FFN with adaLN modulation.
-    auto h = layer_norm(x, eps).to(torch::kFloat32) * (1 + e[4]) + e[3];
+    auto h = torch::addcmul(e[3], layer_norm(x, eps).to(torch::kFloat32), 1 + e[4]);
     auto f = linear(seq_linear(ffn, 2), gelu_tanh(linear(seq_linear(ffn, 0), h, ctx.compute)), ctx.compute);
     ctx.observe(name + ".ffn", f);
-    x = x + f * e[5];
+    x = torch::addcmul(x, f, e[5]);
     ctx.observe(name, x);
     return x;
 }
@@ -158,7 +159,7 @@ WanHeadImpl::WanHeadImpl(const WanConfig& cfg) : eps(cfg.eps) {
 
 torch::Tensor WanHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& e) {
     auto m = (modulation + e.unsqueeze(1)).chunk(2, 1);  // shift, scale: [B, 1, C], fp32
-    auto h = layer_norm(x.to(torch::kFloat32), eps) * (1 + m[1]) + m[0];
+    auto h = torch::addcmul(m[0], layer_norm(x.to(torch::kFloat32), eps), 1 + m[1]);
     return linear(head, h, torch::kFloat32);  // the head runs in fp32 in both precisions
 }
 

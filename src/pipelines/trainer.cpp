@@ -53,6 +53,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.dtype = t.value("dtype", c.dtype);
         c.device = t.value("device", c.device);
         c.max_shard_bytes = t.value("max_shard_bytes", c.max_shard_bytes);
+        c.init_from = t.value("init_from", c.init_from);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -88,7 +89,7 @@ json TrainConfig::to_json() const {
                   {"ema", ema}, {"sigma_sampling", sigma_sampling}, {"logit_mean", logit_mean},
                   {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
-                  {"max_shard_bytes", max_shard_bytes}};
+                  {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}};
     return j;
 }
 
@@ -229,6 +230,18 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     atomic_write((fs::path(out_dir) / "train_config.json").string(), [&](std::ostream& o) { o << c.to_json().dump(1) << "\n"; });
 
     SynthModel m = init_synth_model(c);
+    if (!c.init_from.empty()) {
+        // Strict: every tensor of the folder must match this config's model by name, shape and (after the
+        // fp32 up-cast of the stored bf16) dtype; the errors name the tensor.
+        SynthModel src = load_synth_model(c.init_from, torch::kCPU, Precision::Float32);
+        SURGEON_CHECK(src.settings.text_encoder.vocab_size == m.settings.text_encoder.vocab_size,
+                      "train: --init-from {}: text encoder vocabulary {} != this world's {}", c.init_from,
+                      src.settings.text_encoder.vocab_size, m.settings.text_encoder.vocab_size);
+        TensorMap dit;
+        for (const auto& [n, t] : state_dict(*src.dit)) dit[n] = t.detach().to(torch::kFloat32);
+        load_state_dict_strict(*m.dit, dit, {}, c.init_from);
+        world::load_text_encoder_state(m.text_encoder, world::text_encoder_state(src.text_encoder));
+    }
     m.to(dev);
     const bool bf16 = dev.is_cuda() && c.dtype == "bf16";
     m.dit->set_precision(bf16 ? Precision::BFloat16 : Precision::Float32, /*cast_weights=*/false);

@@ -27,6 +27,9 @@ struct TrainConfig {
     std::string dtype = "bf16";   // compute dtype on CUDA (fp32 master weights); CPU always fp32
     std::string device = "cuda";  // "cpu" for tests
     int64_t max_shard_bytes = 16 << 20;
+    // Warm start: DiT + text encoder weights from this synth model folder (same architecture) instead of Wan's
+    // init; optimiser state and EMA start fresh. For training in stages across time-boxed machines.
+    std::string init_from;
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;
