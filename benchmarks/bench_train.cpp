@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     bool profile = false;
     app.add_option("--config", config)->capture_default_str();
     app.add_option("--batch", batch, "override the config's batch");
-    app.add_option("--dtype", dtype, "override the config's compute dtype (bf16, fp32)");
+    app.add_option("--dtype", dtype, "override the config's compute dtype (bf16, bf16-lean, fp32)");
     app.add_option("--attention-impl", impl)->capture_default_str();
     app.add_option("--iters", iters)->capture_default_str();
     app.add_option("--warmup", warmup)->capture_default_str();
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
         auto sync = [&] { if (dev.is_cuda()) torch::cuda::synchronize(); };
         SynthModel m = init_synth_model(c);
         m.to(dev);
-        m.dit->set_precision(dev.is_cuda() && c.dtype == "bf16" ? Precision::BFloat16 : Precision::Float32, false);
+        m.dit->set_precision(dev.is_cuda() ? parse_precision(c.dtype) : Precision::Float32, false);
         m.dit->set_attention_impl(parse_attention_impl(impl));
         m.dit->train();
         m.text_encoder->train();

@@ -6,8 +6,8 @@ namespace surgeon::cli {
 
 void add_common_options(CLI::App* cmd, CommonOptions& o) {
     cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-    cmd->add_option("--dtype", o.dtype, "fp32, or bf16 (bf16 GEMMs/attention, fp32 residual stream and norms)")
-        ->check(CLI::IsMember({"fp32", "bf16"}))
+    cmd->add_option("--dtype", o.dtype, "fp32, bf16 (bf16 GEMMs/attention, fp32 residual stream and norms: Wan's recipe) or bf16-lean (all bf16 but norm statistics, time embedding and head)")
+        ->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}))
         ->capture_default_str();
     cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
     cmd->add_option("--attention-impl", o.attention_impl, "fast, or reference (the slow twin of every fast path)")

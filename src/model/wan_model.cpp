@@ -11,9 +11,12 @@ namespace F = torch::nn::functional;
 Precision parse_precision(const std::string& s) {
     if (s == "fp32") return Precision::Float32;
     if (s == "bf16") return Precision::BFloat16;
-    fail("unknown dtype '{}' (expected fp32|bf16)", s);
+    if (s == "bf16-lean") return Precision::BFloat16Lean;
+    fail("unknown dtype '{}' (expected fp32|bf16|bf16-lean)", s);
 }
-std::string to_string(Precision p) { return p == Precision::Float32 ? "fp32" : "bf16"; }
+std::string to_string(Precision p) {
+    return p == Precision::Float32 ? "fp32" : (p == Precision::BFloat16 ? "bf16" : "bf16-lean");
+}
 
 namespace {
 // Linear in the compute dtype (autocast semantics: inputs and weights cast, output in compute dtype).
@@ -23,9 +26,12 @@ torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x, torch::
     return F::linear(x.to(dt), w, b);
 }
 torch::nn::Linear seq_linear(const torch::nn::Sequential& s, size_t i) { return torch::nn::Linear(s->ptr<torch::nn::LinearImpl>(i)); }
-// LayerNorm without affine parameters, computed in fp32 and cast back (WanLayerNorm).
-torch::Tensor layer_norm(const torch::Tensor& x, double eps) {
-    return F::layer_norm(x.to(torch::kFloat32), F::LayerNormFuncOptions({x.size(-1)}).eps(eps)).to(x.scalar_type());
+// LayerNorm without affine parameters, computed in fp32 and cast back (WanLayerNorm), returned in `out`.
+// A bf16 input with a bf16 `out` goes through the fused kernel directly (fp32 statistics inside).
+torch::Tensor layer_norm(const torch::Tensor& x, double eps, torch::ScalarType out) {
+    const auto o = F::LayerNormFuncOptions({x.size(-1)}).eps(eps);
+    if (x.scalar_type() == out && out == torch::kBFloat16) return F::layer_norm(x, o);
+    return F::layer_norm(x.to(torch::kFloat32), o).to(x.scalar_type()).to(out);
 }
 torch::Tensor gelu_tanh(const torch::Tensor& x) { return F::gelu(x, F::GELUFuncOptions().approximate("tanh")); }
 // q, k, v, o (Linear C->C with bias) and the q/k RMSNorms, shared by self- and cross-attention.
@@ -53,7 +59,8 @@ WanRMSNormImpl::WanRMSNormImpl(int64_t dim, double eps) : eps_(eps) {
     weight = register_parameter("weight", torch::ones({dim}));
 }
 
-torch::Tensor WanRMSNormImpl::forward(const torch::Tensor& x) {
+torch::Tensor WanRMSNormImpl::forward(const torch::Tensor& x, bool lean) {
+    if (lean) return at::rms_norm(x, {x.size(-1)}, weight.to(x.scalar_type()), eps_);
     // x * rsqrt(mean(x^2) + eps) in fp32 (one fused op), rounded to x's dtype, then * weight.
     auto n = at::rms_norm(x.to(torch::kFloat32), {x.size(-1)}, std::nullopt, eps_);
     return n.to(x.scalar_type()) * weight;  // bf16 * fp32 weight promotes to fp32, as in the official code
@@ -82,8 +89,9 @@ void WanSelfAttentionImpl::set_core(AttentionCore core) {
 torch::Tensor WanSelfAttentionImpl::forward(const torch::Tensor& x, const TokenGrid& grid, const RopeTables& rope,
                                             const ForwardContext& ctx, const std::string& name) {
     const int64_t B = x.size(0), L = x.size(1), C = x.size(2), H = num_heads, D = C / H;
-    auto qn = norm_q(linear(q, x, ctx.compute)).view({B, L, H, D});  // [B, L, H, D]
-    auto kn = norm_k(linear(k, x, ctx.compute)).view({B, L, H, D});  // [B, L, H, D]
+    const bool lean = ctx.stream != torch::kFloat32;
+    auto qn = norm_q->forward(linear(q, x, ctx.compute), lean).view({B, L, H, D});  // [B, L, H, D]
+    auto kn = norm_k->forward(linear(k, x, ctx.compute), lean).view({B, L, H, D});  // [B, L, H, D]
     auto vv = linear(v, x, ctx.compute).view({B, L, H, D});          // [B, L, H, D]
     auto qr = rope_apply(qn, rope, ctx.impl).to(ctx.compute);       // [B, L, H, D]
     auto kr = rope_apply(kn, rope, ctx.impl).to(ctx.compute);       // [B, L, H, D]
@@ -103,8 +111,9 @@ WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim, int64_t heads, double 
 torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
                                              const ForwardContext& ctx) {
     const int64_t B = x.size(0), L = x.size(1), C = x.size(2), H = num_heads, D = C / H, Lt = context.size(1);
-    auto qq = norm_q(linear(q, x, ctx.compute)).view({B, L, H, D}).to(ctx.compute);         // [B, L, H, D]
-    auto kk = norm_k(linear(k, context, ctx.compute)).view({B, Lt, H, D}).to(ctx.compute);  // [B, Lt, H, D]
+    const bool lean = ctx.stream != torch::kFloat32;
+    auto qq = norm_q->forward(linear(q, x, ctx.compute), lean).view({B, L, H, D}).to(ctx.compute);  // [B, L, H, D]
+    auto kk = norm_k->forward(linear(k, context, ctx.compute), lean).view({B, Lt, H, D}).to(ctx.compute);
     auto vv = linear(v, context, ctx.compute).view({B, Lt, H, D});                           // [B, Lt, H, D]
     auto y = softmax_attention(qq, kk, vv, ctx.impl);                                        // [B, L, H, D]
     return linear(o, y.flatten(2), ctx.compute);                                             // [B, L, C]
@@ -127,22 +136,28 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const to
                                              const RopeTables& rope, const ForwardContext& ctx, int64_t layer) {
     const std::string name = "blocks." + std::to_string(layer);
     ctx.observe(name + ".input", x_in);
-    auto e = (modulation + e0).chunk(6, 1);  // 6 x [B, 1, C], fp32
+    const auto S = ctx.stream;                          // fp32 (Wan's recipe) or bf16 (lean)
+    auto e = (modulation + e0).to(S).chunk(6, 1);  // 6 x [B, 1, C]
     // Self-attention with adaLN modulation.
     // Modulation and gates as single fused ops: norm * (1 + scale) + shift, x + y * gate (fp32).
-    auto y = self_attn(torch::addcmul(e[0], layer_norm(x_in, eps).to(torch::kFloat32), 1 + e[1]), grid, rope, ctx,
+    auto y = self_attn(torch::addcmul(e[0], layer_norm(x_in, eps, S), 1 + e[1]), grid, rope, ctx,
                        name + ".self_attn");  // [B, L, C]
     ctx.observe(name + ".self_attn", y);
-    auto x = torch::addcmul(x_in.to(torch::kFloat32), y, e[2]);  // fp32 from here on
+    auto x = torch::addcmul(x_in, y, e[2]);  // dtype promotion: fp32 from here on in Wan's recipe, bf16 in lean
     // Cross-attention on the affine-normalised stream, no modulation, no gate.
-    auto xn = F::layer_norm(x.to(torch::kFloat32),
-                            F::LayerNormFuncOptions({x.size(-1)}).weight(norm3->weight).bias(norm3->bias).eps(eps))
-                  .to(x.scalar_type());
+    auto xn = S == torch::kFloat32
+                  ? F::layer_norm(x.to(torch::kFloat32),
+                                  F::LayerNormFuncOptions({x.size(-1)}).weight(norm3->weight).bias(norm3->bias).eps(eps))
+                        .to(x.scalar_type())
+                  : F::layer_norm(x, F::LayerNormFuncOptions({x.size(-1)})
+                                         .weight(norm3->weight.to(S))
+                                         .bias(norm3->bias.to(S))
+                                         .eps(eps));
     auto c = cross_attn(xn, context, ctx);  // [B, L, C]
     ctx.observe(name + ".cross_attn", c);
     x = x + c;
     // FFN with adaLN modulation.
-    auto h = torch::addcmul(e[3], layer_norm(x, eps).to(torch::kFloat32), 1 + e[4]);
+    auto h = torch::addcmul(e[3], layer_norm(x, eps, S), 1 + e[4]);
     auto f = linear(seq_linear(ffn, 2), gelu_tanh(linear(seq_linear(ffn, 0), h, ctx.compute)), ctx.compute);
     ctx.observe(name + ".ffn", f);
     x = torch::addcmul(x, f, e[5]);
@@ -159,7 +174,7 @@ WanHeadImpl::WanHeadImpl(const WanConfig& cfg) : eps(cfg.eps) {
 
 torch::Tensor WanHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& e) {
     auto m = (modulation + e.unsqueeze(1)).chunk(2, 1);  // shift, scale: [B, 1, C], fp32
-    auto h = torch::addcmul(m[0], layer_norm(x.to(torch::kFloat32), eps), 1 + m[1]);
+    auto h = torch::addcmul(m[0], layer_norm(x.to(torch::kFloat32), eps, torch::kFloat32), 1 + m[1]);
     return linear(head, h, torch::kFloat32);  // the head runs in fp32 in both precisions
 }
 
@@ -185,7 +200,7 @@ WanModelImpl::WanModelImpl(const WanConfig& cfg) : cfg_(cfg) {
 
 void WanModelImpl::set_precision(Precision p, bool cast_weights) {
     precision_ = p;
-    if (p == Precision::BFloat16 && cast_weights) {
+    if (p != Precision::Float32 && cast_weights) {
         torch::NoGradGuard ng;
         // Store GEMM weights in bf16 (autocast would cast them per op to the same values).
         auto cast = [](torch::nn::Module& m) {
@@ -238,7 +253,8 @@ torch::Tensor WanModelImpl::forward(const torch::Tensor& x_in, const torch::Tens
                                     const torch::Tensor& context_in, const ActivationTap* tap) {
     check_inputs(x_in, t_in, context_in);
     ForwardContext ctx;
-    ctx.compute = precision_ == Precision::BFloat16 ? torch::kBFloat16 : torch::kFloat32;
+    ctx.compute = precision_ == Precision::Float32 ? torch::kFloat32 : torch::kBFloat16;
+    ctx.stream = precision_ == Precision::BFloat16Lean ? torch::kBFloat16 : torch::kFloat32;
     ctx.impl = impl_;
     ctx.tap = tap;
     const auto dev = device();

@@ -23,12 +23,17 @@ using ActivationTap = std::function<void(const std::string& name, const torch::T
 
 // Numerics as the official code runs them (wan-reference.md §1.11): Float32 everywhere, or BFloat16
 // GEMMs/attention with fp32 residual stream, norms, modulation, time embedding and head.
-enum class Precision { Float32, BFloat16 };
-Precision parse_precision(const std::string& s);  // "fp32" | "bf16"
+// BFloat16Lean (not Wan's recipe; for training speed): the residual stream, modulation, gates and norm
+// outputs are bf16 too (norm statistics still accumulate in fp32 inside the fused kernels); the time
+// embedding and the head stay fp32. About half the memory traffic of the elementwise work, which dominates
+// the step of small models (docs/BENCHMARKS.md, bench_train).
+enum class Precision { Float32, BFloat16, BFloat16Lean };
+Precision parse_precision(const std::string& s);  // "fp32" | "bf16" | "bf16-lean"
 std::string to_string(Precision p);
 
 struct ForwardContext {
     torch::ScalarType compute = torch::kFloat32;  // dtype of Linear/conv/attention inputs
+    torch::ScalarType stream = torch::kFloat32;   // residual stream, modulation, norm outputs
     AttentionImpl impl = AttentionImpl::Fast;
     const ActivationTap* tap = nullptr;
     void observe(const std::string& name, const torch::Tensor& t) const {
@@ -39,7 +44,9 @@ struct ForwardContext {
 class WanRMSNormImpl : public torch::nn::Module {
 public:
     WanRMSNormImpl(int64_t dim, double eps);
-    torch::Tensor forward(const torch::Tensor& x);  // x * rsqrt(mean(x^2) + eps) in fp32, cast back, * weight
+    // x * rsqrt(mean(x^2) + eps) in fp32, cast back, * weight (fp32 result, as the official code). With
+    // `lean`, the weight is cast to x's dtype so the result stays in x's dtype.
+    torch::Tensor forward(const torch::Tensor& x, bool lean = false);
     torch::Tensor weight;
 
 private:

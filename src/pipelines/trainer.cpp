@@ -72,7 +72,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
     SURGEON_CHECK(c.ema >= 0 && c.ema < 1, "train config: ema must be in [0, 1), got {}", c.ema);
     SURGEON_CHECK(c.sigma_sampling == "logit_normal" || c.sigma_sampling == "uniform",
                   "train config: sigma_sampling must be logit_normal or uniform, got '{}'", c.sigma_sampling);
-    SURGEON_CHECK(c.dtype == "bf16" || c.dtype == "fp32", "train config: dtype must be bf16 or fp32");
+    SURGEON_CHECK(c.dtype == "bf16" || c.dtype == "bf16-lean" || c.dtype == "fp32",
+                  "train config: dtype must be bf16, bf16-lean or fp32, got '{}'", c.dtype);
     SURGEON_CHECK(c.log_every >= 1 && c.checkpoint_every >= 1, "train config: log_every/checkpoint_every must be >= 1");
     return c;
 }
@@ -243,8 +244,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         world::load_text_encoder_state(m.text_encoder, world::text_encoder_state(src.text_encoder));
     }
     m.to(dev);
-    const bool bf16 = dev.is_cuda() && c.dtype == "bf16";
-    m.dit->set_precision(bf16 ? Precision::BFloat16 : Precision::Float32, /*cast_weights=*/false);
+    // CUDA: the configured compute precision over fp32 master weights; CPU: always fp32.
+    m.dit->set_precision(dev.is_cuda() ? parse_precision(c.dtype) : Precision::Float32, /*cast_weights=*/false);
     m.dit->train();
     m.text_encoder->train();
 

@@ -24,7 +24,7 @@ struct TrainConfig {
     double cfg_dropout = 0.1;  // probability of training on the empty prompt (enables classifier-free guidance)
     uint64_t seed = 0;         // data stream: sample i of step s uses world seed (seed * 1e9 + s * batch + i)
     int64_t log_every = 10, checkpoint_every = 200;
-    std::string dtype = "bf16";   // compute dtype on CUDA (fp32 master weights); CPU always fp32
+    std::string dtype = "bf16";   // precision on CUDA: bf16 | bf16-lean | fp32 (fp32 master weights); CPU always fp32
     std::string device = "cuda";  // "cpu" for tests
     int64_t max_shard_bytes = 16 << 20;
     // Warm start: DiT + text encoder weights from this synth model folder (same architecture) instead of Wan's

@@ -55,17 +55,21 @@ TEST(CudaPaths, RopeKernelGradientMatchesReference) {
 
 TEST(CudaPaths, EveryParameterReceivesGradientInBf16Training) {
     REQUIRE_CUDA();
+  for (auto precision : {Precision::BFloat16, Precision::BFloat16Lean}) {
+    SCOPED_TRACE(to_string(precision));
     WanConfig c;
     c.dim = 32, c.ffn_dim = 64, c.num_heads = 2, c.num_layers = 2, c.in_dim = 3, c.out_dim = 3, c.text_dim = 8;
     c.freq_dim = 16, c.text_len = 4, c.patch_size = {1, 4, 4};
     WanModel m(c);
     m->to(torch::kCUDA);
-    m->set_precision(Precision::BFloat16, /*cast_weights=*/false);
+    m->set_precision(precision, /*cast_weights=*/false);
     auto v = m->forward(torch::randn({2, 3, 2, 8, 8}).cuda(), torch::tensor({100.0, 700.0}).cuda(), torch::randn({2, 4, 8}).cuda());
     v.pow(2).mean().backward();
     for (const auto& p : m->named_parameters()) {
         if (p.key() == "head.head.weight" || p.key() == "head.head.bias") continue;
         ASSERT_TRUE(p.value().grad().defined()) << p.key();
         EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+        EXPECT_EQ(p.value().grad().scalar_type(), torch::kFloat32) << p.key();  // fp32 master weights
     }
+  }
 }
