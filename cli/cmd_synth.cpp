@@ -151,6 +151,7 @@ void run_eval(const EvalArgs& a) {
     std::vector<world::BenchScores> gen_scores, gt_scores;
     double psnr_sum = 0, ssim_sum = 0;
     std::vector<torch::Tensor> sheet_rows;
+    json per_sample = json::array();  // seed, world seed, prompt and scores of every sample (sheet rows first)
     Progress bar("eval", a.num_samples);
     for (int64_t s = 0; s < a.num_samples; s += a.batch) {
         const int64_t n = std::min(a.batch, a.num_samples - s);
@@ -168,6 +169,11 @@ void run_eval(const EvalArgs& a) {
         if (ref) rvids = ref->generate(prompts, seeds, o);
         for (int64_t i = 0; i < n; ++i) {
             gen_scores.push_back(world::synthbench(vids[i], specs[i]));
+            json e = world::to_json(gen_scores.back());
+            e["seed"] = seeds[i];
+            e["world_seed"] = seeds[i] + 7000000000ull;
+            e["prompt"] = prompts[i];
+            per_sample.push_back(std::move(e));
             gt_scores.push_back(world::synthbench(world::render(specs[i], m.settings.size), specs[i]));
             if (ref) {
                 psnr_sum += world::psnr(vids[i], rvids[i]);
@@ -208,6 +214,7 @@ void run_eval(const EvalArgs& a) {
     j["num_samples"] = a.num_samples;
     j["sampling"] = {{"solver", to_string(o.solver)}, {"steps", o.steps}, {"shift", o.shift}, {"guidance", o.guidance}};
     j["model"] = a.model;
+    j["samples"] = per_sample;
     if (ref) {
         j["psnr"] = psnr_sum / a.num_samples;
         j["ssim"] = ssim_sum / a.num_samples;
@@ -215,7 +222,9 @@ void run_eval(const EvalArgs& a) {
     }
     if (!a.json_out.empty()) atomic_write(a.json_out, [&](std::ostream& out) { out << j.dump(1) << "\n"; });
     if (!a.sheet.empty()) write_png(a.sheet, contact_sheet_rows(sheet_rows));
-    std::printf("%s\n", j.dump(1).c_str());
+    json summary = j;
+    summary.erase("samples");
+    std::printf("%s\n", summary.dump(1).c_str());
 }
 
 }  // namespace

@@ -27,5 +27,6 @@ void register_vae_commands(CLI::App& app);    // encode, decode (cmd_vae.cpp)
 void register_world_commands(CLI::App& app);  // world, ... (cmd_world.cpp)
 void register_plan_commands(CLI::App& app);   // plan (cmd_plan.cpp)
 void register_synth_commands(CLI::App& app);  // train, generate, eval (cmd_synth.cpp)
+void register_plot_commands(CLI::App& app);   // plot (cmd_plot.cpp)
 
 }  // namespace surgeon::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     register_world_commands(app);
     register_plan_commands(app);
     register_synth_commands(app);
+    register_plot_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

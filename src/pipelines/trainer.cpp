@@ -15,6 +15,7 @@
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/video_io.h"
+#include "core/plot.h"
 #include "model/model_io.h"
 #include "world/prompt.h"
 
@@ -157,40 +158,13 @@ double lr_at(const TrainConfig& c, int64_t step) {
 
 // A simple line plot (log10 loss vs step) as an image [3, H, W] in [-1, 1].
 torch::Tensor plot_loss(const std::vector<std::array<double, 5>>& hist) {
-    const int64_t H = 360, W = 640, m = 30;
-    auto img = torch::ones({3, H, W});
-    auto a = img.accessor<float, 3>();
-    auto px = [&](int64_t x, int64_t y, float r, float g, float b) {
-        if (x < 0 || y < 0 || x >= W || y >= H) return;
-        a[0][y][x] = r, a[1][y][x] = g, a[2][y][x] = b;
-    };
-    for (int64_t x = m; x < W - m; ++x) px(x, H - m, -1, -1, -1);
-    for (int64_t y = m; y < H - m; ++y) px(m, y, -1, -1, -1);
-    if (hist.size() >= 2) {
-        double lo = 1e30, hi = -1e30;
-        for (const auto& h : hist) lo = std::min(lo, std::log10(h[1])), hi = std::max(hi, std::log10(h[1]));
-        if (hi - lo < 1e-6) hi = lo + 1;
-        const double s0 = hist.front()[0], s1 = std::max(hist.back()[0], s0 + 1);
-        // horizontal grid line per decade
-        for (double d = std::ceil(lo); d <= hi; d += 1) {
-            const int64_t y = H - m - static_cast<int64_t>((d - lo) / (hi - lo) * (H - 2 * m));
-            for (int64_t x = m; x < W - m; x += 4) px(x, y, 0.4f, 0.4f, 0.4f);
-        }
-        int64_t px_prev = -1, py_prev = -1;
-        for (const auto& h : hist) {
-            const int64_t x = m + static_cast<int64_t>((h[0] - s0) / (s1 - s0) * (W - 2 * m));
-            const int64_t y = H - m - static_cast<int64_t>((std::log10(h[1]) - lo) / (hi - lo) * (H - 2 * m));
-            if (px_prev >= 0) {
-                const int64_t n = std::max(std::abs(x - px_prev), std::abs(y - py_prev)) + 1;
-                for (int64_t k = 0; k <= n; ++k) {
-                    const int64_t xx = px_prev + (x - px_prev) * k / n, yy = py_prev + (y - py_prev) * k / n;
-                    for (int dy = -1; dy <= 1; ++dy) px(xx, yy + dy, -1, -0.4f, 0.6f);
-                }
-            }
-            px_prev = x, py_prev = y;
-        }
-    }
-    return img;  // [-1, 1]: white = 1, dark = -1
+    std::vector<double> x, y;
+    for (const auto& h : hist) x.push_back(h[0]), y.push_back(h[1]);
+    LinePlotOptions o;
+    o.title = "training loss (flow matching MSE, mean per log window)";
+    o.x_label = "step";
+    o.y_label = "loss (log)";
+    return render_line_plot(x, y, o);
 }
 
 void write_history(const std::string& dir, const std::vector<std::array<double, 5>>& hist) {

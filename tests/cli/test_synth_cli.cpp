@@ -38,6 +38,12 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     for (auto k : {"score", "metrics", "ground_truth_score", "psnr", "ssim"}) EXPECT_TRUE(j.contains(k)) << k;
     EXPECT_GE(j["ground_truth_score"].get<double>(), 0.9);
     EXPECT_NEAR(j["ssim"].get<double>(), 1.0, 1e-9);  // same model, same noise: identical videos
+    ASSERT_EQ(j["samples"].size(), 2u);
+    EXPECT_EQ(j["samples"][1]["seed"].get<uint64_t>(), 1u);
+    EXPECT_FALSE(j["samples"][1]["prompt"].get<std::string>().empty());
+    double mean = 0;
+    for (const auto& e : j["samples"]) mean += e["score"].get<double>() / 2;
+    EXPECT_NEAR(mean, j["score"].get<double>(), 1e-9);
     ASSERT_TRUE(j.contains("denoise_mse"));
     EXPECT_EQ(j["denoise_mse"].size(), 2u);
     EXPECT_GT(j["denoise_mse"]["0.9"].get<double>(), 0.0);
