@@ -3,9 +3,12 @@
 #   build   configure + build everything in build-gpu with the machine's torch
 #   test    whole ctest suite (CPU tests + -L gpu)
 #   bench   bench_dit, bench_attention, bench_vae
-#   train   train the bundled teacher (TEACHER_STEPS steps in all) for at most TRAIN_SECONDS, then stop cleanly
+#   train   train the bundled teacher (TEACHER_STEPS steps in all, TRAIN_CONFIG, optional INIT_FROM) for at most
+#           TRAIN_SECONDS, then stop cleanly
 #   resume  continue the teacher run for at most TRAIN_SECONDS
 #   profile bench_dit --profile at 480p (time per section of the forward)
+#   sweep   SynthBench of the trained model at several guidance scales (SWEEP_GUIDANCE, SWEEP_SAMPLES each)
+#   benchtrain  bench_train at bf16 and bf16-lean (time per training step)
 #   eval    SynthBench eval + contact sheet of the teacher, pack model/ and logs into $OUT
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
@@ -39,11 +42,17 @@ fi
 if has profile; then
   build-gpu/benchmarks/bench_dit --size 480p --iters 3 --profile 2>&1 | tee -a "$OUT/session.log" | tail -40
 fi
+if has benchtrain; then
+  for d in bf16 bf16-lean; do
+    build-gpu/benchmarks/bench_train --config configs/synth-teacher.json --iters 6 --dtype $d 2>&1 | grep -v "^ERROR\|^WARNING" | tee -a "$OUT/session.log"
+  done
+fi
 if has train || has resume; then
   # TEACHER_STEPS sets the run's length (the cosine schedule's end); each call trains at most TRAIN_SECONDS and
   # stops cleanly (checkpoint + model export); the next call continues with the resume phase.
   r=""; has resume && r="--resume"
-  $BIN train --config configs/synth-teacher.json --out $TRAIN_DIR --steps "${TEACHER_STEPS:-4800}" $r \
+  init=""; [ -n "${INIT_FROM:-}" ] && init="--init-from $INIT_FROM"
+  $BIN train --config "${TRAIN_CONFIG:-configs/synth-teacher.json}" --out $TRAIN_DIR --steps "${TEACHER_STEPS:-4800}" $r $init \
      --time-limit "${TRAIN_SECONDS:-300}" >>"$OUT/train.log" 2>&1 || { tail -c 600 "$OUT/train.log"; exit 1; }
   tail -c 300 "$OUT/train.log"; echo
 fi
@@ -53,5 +62,12 @@ if has eval; then
   cat /tmp/eval.log >>"$OUT/session.log"
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
   tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
+fi
+if has sweep; then
+  for g in ${SWEEP_GUIDANCE:-2 3 4 6}; do
+    $BIN eval --model $TRAIN_DIR/model --num-samples ${SWEEP_SAMPLES:-64} --batch 16 --seed 0 --device cuda --guidance $g \
+       --json /tmp/sweep_$g.json >/dev/null 2>&1
+    python3 -c "import json;j=json.load(open('/tmp/sweep_$g.json'));print('guidance $g: score %.4f' % j['score'], {k: round(v,3) for k,v in j['metrics'].items()})" | tee -a "$OUT/session.log"
+  done
 fi
 exit 0
