@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the bundled default: builds Surgeon (scripts/setup.sh), then runs the end-to-end path that
-# exists today on the bundled tiny Wan2.1 checkpoint (../shared/golden/wan-t2v-tiny): inspect, one forward,
-# and a 6-step UniPC sampling run with CFG, compared against the official code's trace.
+# The main job on the bundled default: builds Surgeon (scripts/setup.sh), then
+#  1. the bundled tiny Wan2.1 checkpoint (../shared/golden/wan-t2v-tiny): inspect, one forward and a 6-step UniPC
+#     sampling run with CFG, compared against the official code's trace;
+#  2. the bundled synthetic-world teacher (models/synth-teacher): one 16-frame video from a prompt
+#     (UniPC 20 steps, CFG 4) as out/teacher.mp4 and its contact sheet out/teacher.png (about 1 min each on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
@@ -14,3 +16,6 @@ mkdir -p "$OUT"
 "$BIN" sample --model "$GOLDEN/wan-t2v-tiny" --inputs "$GOLDEN/sampler_official_unipc.safetensors" \
   --out "$OUT/sample.safetensors" --solver unipc --steps 6 --shift 5 --guidance 5 --trace
 "$BIN" compare "$OUT/sample.safetensors" out.latents "$GOLDEN/sampler_official_unipc.safetensors" final
+PROMPT=${SURGEON_PROMPT:-"a large red circle moving right fast on a gray background"}
+"$BIN" generate --model models/synth-teacher --prompt "$PROMPT" --seed 3 --out "$OUT/teacher.mp4"
+"$BIN" generate --model models/synth-teacher --prompt "$PROMPT" --seed 3 --out "$OUT/teacher.png"
