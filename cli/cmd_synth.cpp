@@ -52,7 +52,7 @@ void check_video_extension(const std::string& out) {
 
 // ---------------------------------------------------------------------------------------------- train
 struct TrainArgs {
-    std::string config, out, device, init_from;
+    std::string config, out, device, init_from, dtype;
     int64_t steps = 0;
     double time_limit = 0;
     bool resume = false;
@@ -68,6 +68,7 @@ void run_train(const TrainArgs& a) {
     if (a.steps > 0) c.steps = a.steps;
     if (!a.device.empty()) c.device = a.device;
     if (!a.init_from.empty()) c.init_from = a.init_from;
+    if (!a.dtype.empty()) c.dtype = a.dtype;
     parse_device(c.device);
     auto r = train_synth_model(c, a.out, a.resume, /*progress=*/true, /*stop_after=*/-1, a.time_limit);
     if (r.steps_done < c.steps) {
@@ -238,6 +239,8 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_flag("--resume", a->resume, "continue from OUT/checkpoint if present");
         cmd->add_option("--steps", a->steps, "override the config's step count");
         cmd->add_option("--device", a->device, "override the config's device (cpu, cuda)");
+        cmd->add_option("--dtype", a->dtype, "override the config's CUDA precision")
+            ->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}));
         cmd->add_option("--init-from", a->init_from,
                         "start from this synth model folder's weights (same architecture) instead of a fresh init");
         cmd->add_option("--time-limit", a->time_limit,

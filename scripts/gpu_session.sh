@@ -3,11 +3,11 @@
 #   build   configure + build everything in build-gpu with the machine's torch
 #   test    whole ctest suite (CPU tests + -L gpu)
 #   bench   bench_dit, bench_attention, bench_vae
-#   train   train the bundled teacher (TEACHER_STEPS steps in all, TRAIN_CONFIG, optional INIT_FROM) for at most
+#   train   train the bundled teacher (TRAIN_CONFIG, its steps or TEACHER_STEPS, optional INIT_FROM) for at most
 #           TRAIN_SECONDS, then stop cleanly
 #   resume  continue the teacher run for at most TRAIN_SECONDS
 #   profile bench_dit --profile at 480p (time per section of the forward)
-#   sweep   SynthBench of the trained model at several guidance scales (SWEEP_GUIDANCE, SWEEP_SAMPLES each)
+#   sweep   SynthBench of the trained model over SWEEP_SHIFT x SWEEP_GUIDANCE (SWEEP_SAMPLES prompts each)
 #   benchtrain  bench_train at bf16 and bf16-lean (time per training step)
 #   eval    SynthBench eval + contact sheet of the teacher, pack model/ and logs into $OUT
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
@@ -52,7 +52,9 @@ if has train || has resume; then
   # stops cleanly (checkpoint + model export); the next call continues with the resume phase.
   r=""; has resume && r="--resume"
   init=""; [ -n "${INIT_FROM:-}" ] && init="--init-from $INIT_FROM"
-  $BIN train --config "${TRAIN_CONFIG:-configs/synth-teacher.json}" --out $TRAIN_DIR --steps "${TEACHER_STEPS:-4800}" $r $init \
+  steps=""; [ -n "${TEACHER_STEPS:-}" ] && steps="--steps $TEACHER_STEPS"  # default: the config's
+  [ -n "${TRAIN_DTYPE:-}" ] && steps="$steps --dtype $TRAIN_DTYPE"
+  $BIN train --config "${TRAIN_CONFIG:-configs/synth-teacher.json}" --out $TRAIN_DIR $steps $r $init \
      --time-limit "${TRAIN_SECONDS:-300}" >>"$OUT/train.log" 2>&1 || { tail -c 600 "$OUT/train.log"; exit 1; }
   tail -c 300 "$OUT/train.log"; echo
 fi
@@ -64,10 +66,10 @@ if has eval; then
   tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
 fi
 if has sweep; then
-  for g in ${SWEEP_GUIDANCE:-2 3 4 6}; do
+  for sh in ${SWEEP_SHIFT:-3 1}; do for g in ${SWEEP_GUIDANCE:-3 4 6}; do
     $BIN eval --model $TRAIN_DIR/model --num-samples ${SWEEP_SAMPLES:-64} --batch 16 --seed 0 --device cuda --guidance $g \
-       --json /tmp/sweep_$g.json >/dev/null 2>&1
-    python3 -c "import json;j=json.load(open('/tmp/sweep_$g.json'));print('guidance $g: score %.4f' % j['score'], {k: round(v,3) for k,v in j['metrics'].items()})" | tee -a "$OUT/session.log"
-  done
+       --shift $sh --json /tmp/sweep.json >/dev/null 2>&1
+    python3 -c "import json;j=json.load(open('/tmp/sweep.json'));print('shift $sh guidance $g: score %.4f' % j['score'], {k: round(v,3) for k,v in j['metrics'].items()})" | tee -a "$OUT/session.log"
+  done; done
 fi
 exit 0

@@ -20,6 +20,8 @@ struct TrainConfig {
     // sigma = sigmoid(N(mean, std)) (logit-normal, SD3): puts the training signal on mid noise levels, where
     // the velocity is hardest to predict; uniform is available for comparison.
     std::string sigma_sampling = "logit_normal";
+    // A sampler with flow shift s visits sigmas whose logit is shifted by ln(s) (sigma' = s*sigma/(1+(s-1)*sigma)),
+    // so logit_mean = ln(shift) (about 1.1 for shift 3) trains where that sampler spends its steps.
     double logit_mean = 0.0, logit_std = 1.0;
     double cfg_dropout = 0.1;  // probability of training on the empty prompt (enables classifier-free guidance)
     uint64_t seed = 0;         // data stream: sample i of step s uses world seed (seed * 1e9 + s * batch + i)
