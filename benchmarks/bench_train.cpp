@@ -15,6 +15,7 @@
 #ifdef SURGEON_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
+#include "pipelines/flat_adamw.h"
 #include "pipelines/trainer.h"
 
 using namespace surgeon;
@@ -22,13 +23,16 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
     CLI::App app{"surgeon train step benchmark"};
-    std::string config = "configs/synth-teacher.json", impl = "fast", dtype;
+    std::string config = "configs/synth-teacher.json", impl = "fast", dtype, optimizer = "flat";
     int64_t batch = 0, iters = 10, warmup = 3;
     bool profile = false;
     app.add_option("--config", config)->capture_default_str();
     app.add_option("--batch", batch, "override the config's batch");
     app.add_option("--dtype", dtype, "override the config's compute dtype (bf16, bf16-lean, fp32)");
     app.add_option("--attention-impl", impl)->capture_default_str();
+    app.add_option("--optimizer", optimizer, "flat (FlatAdamW, as train) or torch (torch::optim::AdamW)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"flat", "torch"}));
     app.add_option("--iters", iters)->capture_default_str();
     app.add_option("--warmup", warmup)->capture_default_str();
     app.add_flag("--profile", profile, "aggregate a Kineto trace of 3 steps by kernel");
@@ -49,19 +53,29 @@ int main(int argc, char** argv) {
         m.dit->set_attention_impl(parse_attention_impl(impl));
         m.dit->train();
         m.text_encoder->train();
-        std::vector<torch::Tensor> params;
+        std::vector<torch::Tensor> params, decay, no_decay;
         for (auto& p : m.dit->parameters()) params.push_back(p);
         for (auto& p : m.text_encoder->parameters()) params.push_back(p);
-        torch::optim::AdamW opt(params, torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}));
+        for (auto& p : params) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+        const bool flat = optimizer == "flat";
+        std::unique_ptr<torch::optim::AdamW> opt;
+        std::unique_ptr<FlatAdamW> fopt;
         std::vector<torch::Tensor> ema;
-        for (auto& p : params) ema.push_back(p.detach().clone());
+        torch::Tensor ema_flat;
+        if (flat) {
+            fopt = std::make_unique<FlatAdamW>(decay, no_decay, FlatAdamWOptions{c.beta1, c.beta2, 1e-8, c.weight_decay});
+            ema_flat = fopt->flat_data().clone();
+        } else {
+            opt = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}));
+            for (auto& p : params) ema.push_back(p.detach().clone());
+        }
         int64_t n_params = 0;
         for (auto& p : params) n_params += p.numel();
-        std::printf("config %s: batch %lld, %lld tokens/sample, %.2fM parameters, %s, attention %s\n", config.c_str(),
+        std::printf("config %s: batch %lld, %lld tokens/sample, %.2fM parameters, %s, attention %s, optimizer %s\n", config.c_str(),
                     static_cast<long long>(c.batch),
                     static_cast<long long>(c.world.frames / c.model.patch_size[0] * (c.world.height / c.model.patch_size[1]) *
                                            (c.world.width / c.model.patch_size[2])),
-                    n_params / 1e6, c.dtype.c_str(), impl.c_str());
+                    n_params / 1e6, c.dtype.c_str(), impl.c_str(), optimizer.c_str());
 
         std::map<std::string, std::vector<double>> t;
         auto batch0 = make_train_batch(c, 0);
@@ -83,16 +97,28 @@ int main(int argc, char** argv) {
             auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);
             auto loss = torch::mse_loss(v, eps - x0);
             lap("2 forward");
-            opt.zero_grad();
+            if (flat)
+                fopt->zero_grad();
+            else
+                opt->zero_grad();
             loss.backward();
             lap("3 backward");
-            torch::nn::utils::clip_grad_norm_(params, c.grad_clip);
+            if (flat)
+                (void)fopt->clip_grad_norm(c.grad_clip);
+            else
+                torch::nn::utils::clip_grad_norm_(params, c.grad_clip);
             lap("4 clip");
-            opt.step();
+            if (flat)
+                fopt->step(c.lr);
+            else
+                opt->step();
             lap("5 adamw");
             {
                 torch::NoGradGuard ng;
-                for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(0.999).add_(params[i].detach(), 0.001);
+                if (flat)
+                    ema_flat.mul_(0.999).add_(fopt->flat_data(), 0.001);
+                else
+                    for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(0.999).add_(params[i].detach(), 0.001);
             }
             lap("6 ema");
             (void)loss.item<double>();

@@ -8,7 +8,7 @@
 #   resume  continue the teacher run for at most TRAIN_SECONDS
 #   profile bench_dit --profile at 480p (time per section of the forward)
 #   sweep   SynthBench of the trained model over SWEEP_SHIFT x SWEEP_GUIDANCE (SWEEP_SAMPLES prompts each)
-#   benchtrain  bench_train at bf16 and bf16-lean (time per training step)
+#   benchtrain  bench_train: bf16 + torch AdamW, bf16 + FlatAdamW, bf16-lean + FlatAdamW (time per training step)
 #   eval    SynthBench eval + contact sheet of the teacher, pack model/ and logs into $OUT
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
@@ -43,8 +43,8 @@ if has profile; then
   build-gpu/benchmarks/bench_dit --size 480p --iters 3 --profile 2>&1 | tee -a "$OUT/session.log" | tail -40
 fi
 if has benchtrain; then
-  for d in bf16 bf16-lean; do
-    build-gpu/benchmarks/bench_train --config configs/synth-teacher.json --iters 6 --dtype $d 2>&1 | grep -v "^ERROR\|^WARNING" | tee -a "$OUT/session.log"
+  for run in "bf16 torch" "bf16 flat" "bf16-lean flat"; do set -- $run
+    build-gpu/benchmarks/bench_train --config configs/synth-teacher.json --iters 6 --dtype $1 --optimizer $2 2>&1 | grep -v "^ERROR\|^WARNING" | tee -a "$OUT/session.log"
   done
 fi
 if has train || has resume; then

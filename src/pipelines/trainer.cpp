@@ -16,6 +16,7 @@
 #include "core/safetensors.h"
 #include "core/video_io.h"
 #include "core/plot.h"
+#include "pipelines/flat_adamw.h"
 #include "model/model_io.h"
 #include "world/prompt.h"
 
@@ -55,6 +56,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.device = t.value("device", c.device);
         c.max_shard_bytes = t.value("max_shard_bytes", c.max_shard_bytes);
         c.init_from = t.value("init_from", c.init_from);
+        c.optimizer = t.value("optimizer", c.optimizer);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -73,6 +75,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
     SURGEON_CHECK(c.ema >= 0 && c.ema < 1, "train config: ema must be in [0, 1), got {}", c.ema);
     SURGEON_CHECK(c.sigma_sampling == "logit_normal" || c.sigma_sampling == "uniform",
                   "train config: sigma_sampling must be logit_normal or uniform, got '{}'", c.sigma_sampling);
+    SURGEON_CHECK(c.optimizer == "flat" || c.optimizer == "torch", "train config: optimizer must be flat or torch, got '{}'",
+                  c.optimizer);
     SURGEON_CHECK(c.dtype == "bf16" || c.dtype == "bf16-lean" || c.dtype == "fp32",
                   "train config: dtype must be bf16, bf16-lean or fp32, got '{}'", c.dtype);
     SURGEON_CHECK(c.log_every >= 1 && c.checkpoint_every >= 1, "train config: log_every/checkpoint_every must be >= 1");
@@ -91,7 +95,7 @@ json TrainConfig::to_json() const {
                   {"ema", ema}, {"sigma_sampling", sigma_sampling}, {"logit_mean", logit_mean},
                   {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
-                  {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}};
+                  {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer}};
     return j;
 }
 
@@ -225,8 +229,14 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
 
     // Parameters: weight decay on matrices only.
     std::vector<torch::Tensor> decay, no_decay, all;
+    // The parameters themselves (not detached copies: those never receive gradients). Until 2026-11-29 the text
+    // encoder came from text_encoder_state(), which detaches, so it was never trained (the stage-1 teacher's
+    // encoder is its seeded initialisation); the optimiser twin test found it.
     auto dit_sd = state_dict(*m.dit);
-    auto te_sd = world::text_encoder_state(m.text_encoder, "");
+    TensorMap te_sd;
+    for (const auto& p : m.text_encoder->named_parameters()) te_sd[p.key()] = p.value();
+    SURGEON_CHECK(m.text_encoder->named_buffers().is_empty() && m.dit->named_buffers().is_empty(),
+                  "train: modules with buffers are not supported by the trainer");
     for (auto* sd : {&dit_sd, &te_sd})
         for (auto& [n, p] : *sd) {
             (p.dim() >= 2 ? decay : no_decay).push_back(p);
@@ -237,13 +247,31 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
                                    torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay)));
     groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
                                       torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(0.0)));
-    torch::optim::AdamW opt(groups);
-    // EMA copies.
-    TensorMap ema_dit, ema_te;
+    // Optimiser: FlatAdamW (fast: parameters, gradients, moments and EMA in flat buffers) or torch's AdamW (its
+    // slow twin). Same math; the checkpoint stores moments per parameter index of `all` for both.
+    const bool flat = c.optimizer == "flat";
+    std::unique_ptr<torch::optim::AdamW> topt;
+    std::unique_ptr<FlatAdamW> fopt;
+    std::vector<size_t> flat_index(all.size());  // index in `all` -> index in fopt->params()
+    torch::Tensor ema_flat;
+    TensorMap ema_dit, ema_te;  // EMA copies (views into ema_flat with the flat optimiser)
     {
         torch::NoGradGuard ng;
-        for (auto& [n, p] : dit_sd) ema_dit[n] = p.detach().clone();
-        for (auto& [n, p] : te_sd) ema_te[n] = p.detach().clone();
+        if (flat) {
+            fopt = std::make_unique<FlatAdamW>(decay, no_decay,
+                                               FlatAdamWOptions{c.beta1, c.beta2, 1e-8, c.weight_decay});
+            std::map<const void*, size_t> pos;
+            for (size_t i = 0; i < fopt->params().size(); ++i) pos[fopt->params()[i].unsafeGetTensorImpl()] = i;
+            for (size_t i = 0; i < all.size(); ++i) flat_index[i] = pos.at(all[i].unsafeGetTensorImpl());
+            ema_flat = fopt->flat_data().clone();
+            for (auto* sd : {&dit_sd, &te_sd})
+                for (auto& [n, p] : *sd)
+                    (sd == &dit_sd ? ema_dit : ema_te)[n] = fopt->view(ema_flat, pos.at(p.unsafeGetTensorImpl()));
+        } else {
+            topt = std::make_unique<torch::optim::AdamW>(std::move(groups));
+            for (auto& [n, p] : dit_sd) ema_dit[n] = p.detach().clone();
+            for (auto& [n, p] : te_sd) ema_te[n] = p.detach().clone();
+        }
     }
 
     std::vector<std::array<double, 5>> hist;  // step, loss, lr, grad_norm, elapsed
@@ -272,11 +300,17 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             for (size_t i = 0; i < all.size(); ++i) {
                 const std::string k = "opt." + std::to_string(i) + ".";
                 if (!st.count(k + "exp_avg")) continue;
+                if (flat) {
+                    fopt->exp_avg_of(flat_index[i]).copy_(st.at(k + "exp_avg"));
+                    fopt->exp_avg_sq_of(flat_index[i]).copy_(st.at(k + "exp_avg_sq"));
+                    fopt->set_steps(st.at(k + "step").item<int64_t>());
+                    continue;
+                }
                 auto ps = std::make_unique<torch::optim::AdamWParamState>();
                 ps->step(st.at(k + "step").item<int64_t>());
                 ps->exp_avg(st.at(k + "exp_avg").to(dev).clone());
                 ps->exp_avg_sq(st.at(k + "exp_avg_sq").to(dev).clone());
-                opt.state()[all[i].unsafeGetTensorImpl()] = std::move(ps);
+                topt->state()[all[i].unsafeGetTensorImpl()] = std::move(ps);
             }
             std::fprintf(stderr, "resumed from %s at step %lld\n", src.string().c_str(), static_cast<long long>(start));
         }
@@ -296,10 +330,17 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         st["history"] = h;
         // AdamW moments by parameter index (own format: exact and independent of torch's archive layout).
         for (size_t i = 0; i < all.size(); ++i) {
-            auto it = opt.state().find(all[i].unsafeGetTensorImpl());
-            if (it == opt.state().end()) continue;
-            auto& ps = static_cast<torch::optim::AdamWParamState&>(*it->second);
             const std::string k = "opt." + std::to_string(i) + ".";
+            if (flat) {
+                if (fopt->steps() == 0) continue;
+                st[k + "exp_avg"] = fopt->exp_avg_of(flat_index[i]).to(torch::kCPU).contiguous();
+                st[k + "exp_avg_sq"] = fopt->exp_avg_sq_of(flat_index[i]).to(torch::kCPU).contiguous();
+                st[k + "step"] = torch::tensor({fopt->steps()}, torch::kInt64);
+                continue;
+            }
+            auto it = topt->state().find(all[i].unsafeGetTensorImpl());
+            if (it == topt->state().end()) continue;
+            auto& ps = static_cast<torch::optim::AdamWParamState&>(*it->second);
             st[k + "exp_avg"] = ps.exp_avg().detach().to(torch::kCPU).contiguous();
             st[k + "exp_avg_sq"] = ps.exp_avg_sq().detach().to(torch::kCPU).contiguous();
             st[k + "step"] = torch::tensor({ps.step()}, torch::kInt64);
@@ -345,7 +386,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         TrainBatch b = next.get();
         if (step + 1 < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(c), step + 1);
         const double lr = lr_at(c, step);
-        for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        if (!flat)
+            for (auto& g : topt->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
         auto x0 = b.videos.to(dev);                                         // [B, 3, T, H, W]
         auto eps = b.eps.to(dev);                                           // [B, 3, T, H, W]
         auto sigma = b.sigma.to(dev).view({-1, 1, 1, 1, 1});
@@ -354,17 +396,29 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto ctx = m.text_encoder->forward(ids);
         auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);
         auto loss = torch::mse_loss(v, eps - x0);
-        opt.zero_grad();
-        loss.backward();
-        const double gn = torch::nn::utils::clip_grad_norm_(all, c.grad_clip);
-        opt.step();
+        double gn = 0;
+        if (flat) {
+            fopt->zero_grad();
+            loss.backward();
+            gn = fopt->clip_grad_norm(c.grad_clip).item<double>();
+            fopt->step(lr);
+        } else {
+            topt->zero_grad();
+            loss.backward();
+            gn = torch::nn::utils::clip_grad_norm_(all, c.grad_clip);
+            topt->step();
+        }
         {
             torch::NoGradGuard ng;
             // EMA with warm-up: without it the initial weights keep a share ema^steps of the average
             // (0.999^1500 = 22%), which under-scales the velocity of short runs (seen 2026-11-28).
             const double d = std::min(c.ema, (1.0 + step) / (10.0 + step));
-            for (auto& [n, p] : dit_sd) ema_dit[n].mul_(d).add_(p.detach(), 1 - d);
-            for (auto& [n, p] : te_sd) ema_te[n].mul_(d).add_(p.detach(), 1 - d);
+            if (flat) {
+                ema_flat.mul_(d).add_(fopt->flat_data(), 1 - d);
+            } else {
+                for (auto& [n, p] : dit_sd) ema_dit[n].mul_(d).add_(p.detach(), 1 - d);
+                for (auto& [n, p] : te_sd) ema_te[n].mul_(d).add_(p.detach(), 1 - d);
+            }
         }
         const double l = loss.item<double>();
         SURGEON_CHECK(std::isfinite(l), "train: loss became {} at step {} (lower the learning rate?)", l, step);

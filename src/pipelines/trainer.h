@@ -32,6 +32,8 @@ struct TrainConfig {
     // Warm start: DiT + text encoder weights from this synth model folder (same architecture) instead of Wan's
     // init; optimiser state and EMA start fresh. For training in stages across time-boxed machines.
     std::string init_from;
+    // "flat" (FlatAdamW: one buffer, a few kernels per step) or "torch" (torch::optim::AdamW, the slow twin).
+    std::string optimizer = "flat";
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;
