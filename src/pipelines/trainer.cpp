@@ -132,6 +132,11 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
     b.eps = at::randn(b.videos.sizes(), gen);
     b.sigma = c.sigma_sampling == "uniform" ? at::rand({B}, gen)
                                             : torch::sigmoid(at::randn({B}, gen) * c.logit_std + c.logit_mean);
+    if (c.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()) {
+        // Page-locked, so the training loop's copies to the GPU are asynchronous (non_blocking) and fast.
+        b.videos = b.videos.pin_memory();
+        b.eps = b.eps.pin_memory();
+    }
     return b;
 }
 
@@ -388,8 +393,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         const double lr = lr_at(c, step);
         if (!flat)
             for (auto& g : topt->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-        auto x0 = b.videos.to(dev);                                         // [B, 3, T, H, W]
-        auto eps = b.eps.to(dev);                                           // [B, 3, T, H, W]
+        auto x0 = b.videos.to(dev, /*non_blocking=*/true);                  // [B, 3, T, H, W]
+        auto eps = b.eps.to(dev, /*non_blocking=*/true);                    // [B, 3, T, H, W]
         auto sigma = b.sigma.to(dev).view({-1, 1, 1, 1, 1});
         auto xs = (1 - sigma) * x0 + sigma * eps;
         auto ids = m.tokenizer.encode_batch(b.prompts, c.text_encoder.text_len).to(dev);
