@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
         m.dit->set_precision(dev.is_cuda() ? parse_precision(c.dtype) : Precision::Float32, false);
         m.dit->set_attention_impl(parse_attention_impl(impl));
         m.dit->train();
+        m.dit->set_finite_checks(false);  // as train does
         m.text_encoder->train();
         std::vector<torch::Tensor> params, decay, no_decay;
         for (auto& p : m.dit->parameters()) params.push_back(p);

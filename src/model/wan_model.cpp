@@ -244,6 +244,7 @@ void WanModelImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, 
     check_shape("context", context, {B, -1, cfg_.text_dim});
     SURGEON_CHECK(context.size(1) >= 1 && context.size(1) <= cfg_.text_len,
                   "tensor 'context': {} text tokens, expected 1..{} (text_len)", context.size(1), cfg_.text_len);
+    if (!finite_checks_) return;
     check_finite("latents", x);
     check_finite("timestep", t);
     check_finite("context", context);

@@ -124,8 +124,11 @@ public:
     void set_attention_impl(AttentionImpl impl);
     AttentionImpl attention_impl() const { return impl_; }
     torch::Device device() const;
-    // Checks the input tensors' shapes and finiteness (one-line errors naming the tensor).
+    // Checks the input tensors' shapes and finiteness (one-line errors naming the tensor). The finiteness check
+    // reads the tensors back (a host sync); set_finite_checks(false) skips it in loops that own their inputs
+    // (training: the trainer checks the loss instead). Shape checks always run.
     void check_inputs(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context) const;
+    void set_finite_checks(bool on) { finite_checks_ = on; }
     TokenGrid grid_for(const torch::Tensor& x) const;
 
     torch::nn::Conv3d patch_embedding{nullptr};
@@ -138,6 +141,7 @@ private:
     WanConfig cfg_;
     Precision precision_ = Precision::Float32;
     AttentionImpl impl_ = AttentionImpl::Fast;
+    bool finite_checks_ = true;
 };
 TORCH_MODULE(WanModel);
 

@@ -230,6 +230,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     // CUDA: the configured compute precision over fp32 master weights; CPU: always fp32.
     m.dit->set_precision(dev.is_cuda() ? parse_precision(c.dtype) : Precision::Float32, /*cast_weights=*/false);
     m.dit->train();
+    m.dit->set_finite_checks(false);  // no host sync per step; a diverging run is caught by the loss check
     m.text_encoder->train();
 
     // Parameters: weight decay on matrices only.
@@ -384,7 +385,9 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     std::future<TrainBatch> next;
     if (start < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(c), start);
-    double window_loss = 0, window_gn = 0;
+    // Loss and gradient norm accumulate on the device and are read once per log window: no per-step host sync,
+    // so the CPU can queue the next step's kernels while the GPU finishes this one.
+    torch::Tensor window_loss, window_gn;
     int64_t window_n = 0;
     TrainResult res;
     for (int64_t step = start; step < c.steps; ++step) {
@@ -401,16 +404,16 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto ctx = m.text_encoder->forward(ids);
         auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);
         auto loss = torch::mse_loss(v, eps - x0);
-        double gn = 0;
+        torch::Tensor gn;
         if (flat) {
             fopt->zero_grad();
             loss.backward();
-            gn = fopt->clip_grad_norm(c.grad_clip).item<double>();
+            gn = fopt->clip_grad_norm(c.grad_clip);
             fopt->step(lr);
         } else {
             topt->zero_grad();
             loss.backward();
-            gn = torch::nn::utils::clip_grad_norm_(all, c.grad_clip);
+            gn = torch::tensor(torch::nn::utils::clip_grad_norm_(all, c.grad_clip), torch::kFloat64);
             topt->step();
         }
         {
@@ -425,15 +428,22 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
                 for (auto& [n, p] : te_sd) ema_te[n].mul_(d).add_(p.detach(), 1 - d);
             }
         }
-        const double l = loss.item<double>();
-        SURGEON_CHECK(std::isfinite(l), "train: loss became {} at step {} (lower the learning rate?)", l, step);
-        window_loss += l, window_gn += gn, ++window_n;
-        if ((step + 1) % c.log_every == 0 || step + 1 == c.steps) {
-            hist.push_back({static_cast<double>(step + 1), window_loss / window_n, lr, window_gn / window_n, elapsed()});
-            res.final_loss = window_loss / window_n;
-            window_loss = window_gn = 0, window_n = 0;
+        {
+            torch::NoGradGuard ng;
+            auto ld = loss.detach().to(torch::kFloat64), gd = gn.detach().to(ld.device(), torch::kFloat64);
+            window_loss = window_n == 0 ? ld : window_loss + ld;
+            window_gn = window_n == 0 ? gd : window_gn + gd;
+            ++window_n;
         }
-        bar.update(step + 1, fmt::format("loss {:.4f}", hist.empty() ? l : hist.back()[1]));
+        if ((step + 1) % c.log_every == 0 || step + 1 == c.steps) {
+            const double l = window_loss.item<double>() / window_n, g = window_gn.item<double>() / window_n;
+            SURGEON_CHECK(std::isfinite(l), "train: loss became {} in steps {}..{} (lower the learning rate?)", l,
+                          step + 2 - window_n, step + 1);
+            hist.push_back({static_cast<double>(step + 1), l, lr, g, elapsed()});
+            res.final_loss = l;
+            window_n = 0;
+        }
+        bar.update(step + 1, hist.empty() ? std::string("loss -") : fmt::format("loss {:.4f}", hist.back()[1]));
         const bool timed_out = time_limit_s > 0 &&
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= time_limit_s;
         const bool stop = ((stop_after > 0 && step + 1 >= stop_after) || timed_out) && step + 1 < c.steps;

@@ -160,3 +160,13 @@ TEST(Train, EveryParameterIsTrained) {
         EXPECT_GT(checked, 80);
     }
 }
+
+// A diverging run stops with a one-line error naming the steps (the loss is checked once per log window).
+TEST(Train, DivergingRunStopsWithAClearError) {
+    auto c = tiny(20);
+    c.lr = 1e8;
+    c.warmup = 1;
+    auto err = error_of([&] { train_synth_model(c, temp_dir("train_diverge"), false, false); });
+    EXPECT_NE(err.find("train: loss became"), std::string::npos) << err;
+    EXPECT_NE(err.find("lower the learning rate"), std::string::npos) << err;
+}

@@ -144,4 +144,8 @@ TEST(ModelInputs, BadInputsAreRejectedWithNames) {
     EXPECT_EQ(err(nan, t, c), "tensor 'latents' contains NaN or Inf");
     EXPECT_EQ(err(x, t, torch::randn({1, 7, 8})), "tensor 'context': 7 text tokens, expected 1..6 (text_len)");
     EXPECT_EQ(err(x, torch::tensor({1.0, 2.0, 3.0}), c), "tensor 'timestep': expected shape [1] (one per sample), got [3]");
+    // Training loops switch the (syncing) finiteness check off; shapes are still checked.
+    m->set_finite_checks(false);
+    EXPECT_EQ(err(nan, t, c), "");
+    EXPECT_EQ(err(torch::randn({1, 3, 2, 4, 4}), t, c), "tensor 'latents': expected shape [*, 4, *, *, *], got [1, 3, 2, 4, 4]");
 }
