@@ -64,6 +64,22 @@ void rename_path(const std::string& from, const std::string& to) {
     SURGEON_CHECK(::rename(from.c_str(), to.c_str()) == 0, "cannot rename {} to {} ({})", from, to, std::strerror(errno));
 }
 
+void atomic_write_dir(const std::string& dir, const std::function<void(const std::string& tmp_dir)>& write) {
+    const std::string tmp = dir + ".tmp", old = dir + ".old";
+    remove_tree(tmp);
+    fs::create_directories(tmp);
+    try {
+        write(tmp);
+    } catch (...) {
+        remove_tree(tmp);
+        throw;
+    }
+    remove_tree(old);
+    if (fs::exists(dir)) rename_path(dir, old);
+    rename_path(tmp, dir);
+    remove_tree(old);
+}
+
 bool file_exists(const std::string& path) {
     std::error_code ec;
     return fs::is_regular_file(path, ec);

@@ -16,5 +16,9 @@ bool file_exists(const std::string& path);
 void remove_tree(const std::string& path);
 // POSIX rename (also for folders); throws with the OS error on failure.
 void rename_path(const std::string& from, const std::string& to);
+// Writes a whole folder atomically: `write` fills `<dir>.tmp` (created empty), which then replaces `dir` by
+// renames (`dir` -> `<dir>.old`, tmp -> `dir`, old deleted). A kill at any point leaves `dir` or `<dir>.old`
+// complete; on an exception from `write` the temporary folder is removed and `dir` is untouched.
+void atomic_write_dir(const std::string& dir, const std::function<void(const std::string& tmp_dir)>& write);
 
 }  // namespace surgeon

@@ -283,8 +283,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     std::vector<std::array<double, 5>> hist;  // step, loss, lr, grad_norm, elapsed
     int64_t start = 0;
     double elapsed_before = 0;
-    const fs::path ck = fs::path(out_dir) / "checkpoint", ck_tmp = fs::path(out_dir) / "checkpoint.tmp",
-                   ck_old = fs::path(out_dir) / "checkpoint.old";
+    // atomic_write_dir keeps checkpoint/ or, after a kill mid-swap, checkpoint.old/ complete.
+    const fs::path ck = fs::path(out_dir) / "checkpoint", ck_old = fs::path(out_dir) / "checkpoint.old";
     if (resume) {
         fs::path src = fs::exists(ck / "progress.json") ? ck : (fs::exists(ck_old / "progress.json") ? ck_old : fs::path());
         if (!src.empty()) {
@@ -323,8 +323,6 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     }
 
     auto save_checkpoint = [&](int64_t step, double elapsed) {
-        remove_tree(ck_tmp.string());
-        fs::create_directories(ck_tmp);
         TensorMap st;
         for (const auto& [n, t] : prefixed(dit_sd, "dit.")) st[n] = t;
         for (const auto& [n, t] : prefixed(te_sd, "text_encoder.")) st[n] = t;
@@ -351,15 +349,11 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             st[k + "exp_avg_sq"] = ps.exp_avg_sq().detach().to(torch::kCPU).contiguous();
             st[k + "step"] = torch::tensor({ps.step()}, torch::kInt64);
         }
-        save_safetensors((ck_tmp / "state.safetensors").string(), st);
-        atomic_write((ck_tmp / "progress.json").string(),
-                     [&](std::ostream& o) { o << json{{"step", step}, {"elapsed_s", elapsed}}.dump() << "\n"; });
-        // Swap directories: checkpoint -> checkpoint.old, tmp -> checkpoint, drop old. A kill at any point leaves
-        // either checkpoint/ or checkpoint.old/ complete.
-        remove_tree(ck_old.string());
-        if (fs::exists(ck)) rename_path(ck.string(), ck_old.string());
-        rename_path(ck_tmp.string(), ck.string());
-        remove_tree(ck_old.string());
+        atomic_write_dir(ck.string(), [&](const std::string& tmp) {
+            save_safetensors((fs::path(tmp) / "state.safetensors").string(), st);
+            atomic_write((fs::path(tmp) / "progress.json").string(),
+                         [&](std::ostream& o) { o << json{{"step", step}, {"elapsed_s", elapsed}}.dump() << "\n"; });
+        });
         write_history(out_dir, hist);
     };
     auto export_model = [&]() {
@@ -369,15 +363,9 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         e.text_encoder = world::TextEncoder(m.settings.text_encoder);
         load_state_dict_strict(*e.dit, ema_dit, {}, "ema");
         world::load_text_encoder_state(e.text_encoder, prefixed(ema_te, world::kTextEncoderPrefix));
-        // Written beside, then swapped in: model/ is always a complete folder (or absent).
-        const fs::path dst = fs::path(out_dir) / "model", tmp = fs::path(out_dir) / "model.tmp",
-                       old = fs::path(out_dir) / "model.old";
-        remove_tree(tmp.string());
-        save_synth_model(e, tmp.string(), torch::kBFloat16, static_cast<uint64_t>(c.max_shard_bytes));
-        remove_tree(old.string());
-        if (fs::exists(dst)) rename_path(dst.string(), old.string());
-        rename_path(tmp.string(), dst.string());
-        remove_tree(old.string());
+        atomic_write_dir((fs::path(out_dir) / "model").string(), [&](const std::string& tmp) {
+            save_synth_model(e, tmp, torch::kBFloat16, static_cast<uint64_t>(c.max_shard_bytes));
+        });
     };
 
     Progress bar("train", c.steps, progress);

@@ -2,7 +2,6 @@
 // falls, the two optimisers agree (same math; bf16 rounding allowed), and the model exports. Runs in the GPU
 // session's test phase, before any long training run.
 #include <filesystem>
-#include <fstream>
 
 #include "core/fs.h"
 #include "pipelines/trainer.h"
@@ -10,17 +9,6 @@
 
 using namespace surgeon;
 using namespace surgeon::testing;
-
-namespace {
-std::vector<double> losses(const std::string& dir) {
-    std::ifstream in(dir + "/loss.csv");
-    std::string line;
-    std::getline(in, line);
-    std::vector<double> l;
-    while (std::getline(in, line)) l.push_back(std::stod(line.substr(line.find(',') + 1)));
-    return l;
-}
-}  // namespace
 
 TEST(CudaTraining, TinyConfigTrainsInEveryPrecisionWithBothOptimisers) {
     if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
@@ -38,7 +26,7 @@ TEST(CudaTraining, TinyConfigTrainsInEveryPrecisionWithBothOptimisers) {
             auto dir = temp_dir("cuda_train_" + dtype + "_" + optimizer);
             auto r = train_synth_model(c, dir, false, false);
             EXPECT_EQ(r.steps_done, 60);
-            auto l = losses(dir);
+            auto l = read_losses(dir);
             ASSERT_GE(l.size(), 2u);
             for (double v : l) EXPECT_TRUE(std::isfinite(v));
             EXPECT_LT(l.back(), 0.8 * l.front());

@@ -20,21 +20,13 @@ TrainConfig tiny(int64_t steps) {
     c.steps = steps;
     return c;
 }
-std::vector<double> losses(const std::string& dir) {
-    std::ifstream in(dir + "/loss.csv");
-    std::string line;
-    std::getline(in, line);
-    std::vector<double> l;
-    while (std::getline(in, line)) l.push_back(std::stod(line.substr(line.find(',') + 1)));
-    return l;
-}
 }  // namespace
 
 TEST(Train, LossFallsAndModelGenerates) {
     auto dir = temp_dir("train");
     auto r = train_synth_model(tiny(60), dir, false, false);
     EXPECT_EQ(r.steps_done, 60);
-    auto l = losses(dir);
+    auto l = read_losses(dir);
     ASSERT_EQ(l.size(), 12u);
     EXPECT_LT(l.back(), 0.7 * l.front()) << "first " << l.front() << " last " << l.back();
     EXPECT_TRUE(fs::exists(dir + "/loss.png"));
@@ -63,7 +55,7 @@ TEST(Train, ResumeAfterStopMatchesUninterruptedRun) {
     ASSERT_EQ(sa.size(), sb.size());
     for (const auto& [n, t] : sa)
         if (n != "history") EXPECT_LE(rel_error(sb.at(n), t), 1e-5) << n;
-    EXPECT_EQ(losses(a).size(), losses(b).size());
+    EXPECT_EQ(read_losses(a).size(), read_losses(b).size());
   }
 }
 
@@ -85,7 +77,7 @@ TEST(Train, FlatAndTorchOptimisersAgree) {
         ++compared;
     }
     EXPECT_GT(compared, 100);
-    auto la = losses(a), lb = losses(b);
+    auto la = read_losses(a), lb = read_losses(b);
     ASSERT_EQ(la.size(), lb.size());
     for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-4 * la[i]);
 }

@@ -37,6 +37,15 @@ std::string error_of(const std::function<void()>& f) {
     return "";
 }
 
+std::vector<double> read_losses(const std::string& dir) {
+    std::ifstream in(dir + "/loss.csv");
+    std::string line;
+    std::getline(in, line);  // header: step,loss,...
+    std::vector<double> l;
+    while (std::getline(in, line)) l.push_back(std::stod(line.substr(line.find(',') + 1)));
+    return l;
+}
+
 std::string temp_dir(const std::string& tag) {
     auto base = fs::temp_directory_path() / ("surgeon_test_" + tag + "_" + std::to_string(::getpid()));
     remove_tree(base.string());  // not fs::remove_all: it crashes in libtorch processes on the GPU machine

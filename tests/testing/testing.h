@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "testing/tolerance.h"
 
@@ -30,5 +31,7 @@ CommandResult run_surgeon(const std::string& args);
 std::string error_of(const std::function<void()>& f);
 // A fresh empty temporary folder for one test.
 std::string temp_dir(const std::string& tag);
+// The loss column of a training run's `<dir>/loss.csv` (one value per log window).
+std::vector<double> read_losses(const std::string& dir);
 
 }  // namespace surgeon::testing

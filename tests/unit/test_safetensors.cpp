@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/safetensors.h"
 #include "testing/testing.h"
 
@@ -56,6 +57,27 @@ TEST(Safetensors, AtomicWriteLeavesNoPartialFile) {
     EXPECT_THROW(save_safetensors(dir + "/missing_folder/x.safetensors", {{"a", torch::ones({1})}}), Error);
     EXPECT_FALSE(std::filesystem::exists(dir + "/missing_folder"));
     EXPECT_FALSE(std::filesystem::exists(dir + "/missing_folder/x.safetensors.tmp." + std::to_string(::getpid())));
+}
+
+// Folders written as a whole (checkpoints, exported models): replaced only when complete.
+TEST(AtomicWriteDir, ReplacesWholeFolderOrLeavesItUntouched) {
+    auto base = temp_dir("atomic_dir") + "/d";
+    atomic_write_dir(base, [](const std::string& tmp) { std::ofstream(tmp + "/a.txt") << "one"; });
+    EXPECT_EQ(read_text_file(base + "/a.txt"), "one");
+    atomic_write_dir(base, [](const std::string& tmp) { std::ofstream(tmp + "/b.txt") << "two"; });
+    EXPECT_FALSE(std::filesystem::exists(base + "/a.txt"));  // the old folder is gone, not merged
+    EXPECT_EQ(read_text_file(base + "/b.txt"), "two");
+    auto err = error_of([&] {
+        atomic_write_dir(base, [](const std::string& tmp) {
+            std::ofstream(tmp + "/c.txt") << "half";
+            surgeon::fail("writer failed");
+        });
+    });
+    EXPECT_EQ(err, "writer failed");
+    EXPECT_EQ(read_text_file(base + "/b.txt"), "two");
+    EXPECT_FALSE(std::filesystem::exists(base + "/c.txt"));
+    EXPECT_FALSE(std::filesystem::exists(base + ".tmp"));
+    EXPECT_FALSE(std::filesystem::exists(base + ".old"));
 }
 
 TEST(Safetensors, CorruptFilesGiveClearErrors) {
