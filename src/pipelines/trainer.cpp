@@ -211,7 +211,14 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     fs::create_directories(out_dir);
     torch::Device dev(c.device);
     SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
-    atomic_write((fs::path(out_dir) / "train_config.json").string(), [&](std::ostream& o) { o << c.to_json().dump(1) << "\n"; });
+    // The record says how the run began: a resume without --init-from keeps the warm start recorded before.
+    const fs::path cfg_path = fs::path(out_dir) / "train_config.json";
+    TrainConfig record = c;
+    if (resume && c.init_from.empty() && fs::exists(cfg_path)) {
+        const auto before = json::parse(read_text_file(cfg_path.string()));
+        if (before.contains("train")) record.init_from = before["train"].value("init_from", std::string());
+    }
+    atomic_write(cfg_path.string(), [&](std::ostream& o) { o << record.to_json().dump(1) << "\n"; });
 
     SynthModel m = init_synth_model(c);
     if (!c.init_from.empty()) {

@@ -119,6 +119,14 @@ TEST(Train, InitFromStartsAtTheFoldersWeights) {
     EXPECT_GT(max_diff_fresh, 1e-2);
     auto ta = world::text_encoder_state(wa.text_encoder), tb = world::text_encoder_state(wb.text_encoder);
     for (const auto& [n, t] : ta) EXPECT_LE((t - tb.at(n)).abs().max().item<double>(), 1e-6) << n;
+    // A resume without --init-from keeps the warm start in the run's record.
+    auto more = tiny(2);
+    more.lr = 1e-20;
+    more.seed = 5;
+    train_synth_model(more, b, /*resume=*/true, false);
+    auto rec = nlohmann::json::parse(read_text_file(b + "/train_config.json"));
+    EXPECT_EQ(rec["train"]["init_from"].get<std::string>(), a + "/model");
+    EXPECT_EQ(rec["train"]["steps"].get<int64_t>(), 2);
     // Another architecture: a clear error that names a tensor.
     auto wide = tiny(1);
     wide.model.ffn_dim = 48;
