@@ -170,7 +170,7 @@ void run_eval(const EvalArgs& a) {
         if (ref) rvids = ref->generate(prompts, seeds, o);
         for (int64_t i = 0; i < n; ++i) {
             gen_scores.push_back(world::synthbench(vids[i], specs[i]));
-            json e = world::to_json(gen_scores.back());
+            json e = world::to_json(gen_scores.back(), /*with_details=*/true);
             e["seed"] = seeds[i];
             e["world_seed"] = seeds[i] + 7000000000ull;
             e["prompt"] = prompts[i];

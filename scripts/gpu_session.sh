@@ -3,7 +3,7 @@
 #   build   configure + build everything in build-gpu with the machine's torch
 #   test    whole ctest suite (CPU tests + -L gpu)
 #   bench   bench_dit, bench_attention, bench_vae
-#   train   train the bundled teacher (TRAIN_CONFIG, its steps or TEACHER_STEPS, optional INIT_FROM) for at most
+#   train   train the teacher in TRAIN_DIR (TRAIN_CONFIG, its steps or TEACHER_STEPS, optional INIT_FROM) for at most
 #           TRAIN_SECONDS, then stop cleanly
 #   resume  continue the teacher run for at most TRAIN_SECONDS
 #   profile bench_dit --profile at 480p (time per section of the forward)
@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PHASES=${PHASES:-"build test bench"}
-TRAIN_DIR=/tmp/teacher
+TRAIN_DIR=${TRAIN_DIR:-/tmp/teacher}  # a second stage in the same session: another folder
 BIN=build-gpu/cli/surgeon
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 if has build; then

@@ -98,7 +98,7 @@ ObjectScores score_object(const Track& track, const ObjectSpec& o, double px_per
     std::vector<Rgb> colours;
     std::vector<int> shapes(kNumShapes, 0);
     int colour_ok = 0, colour_hits[kNumColours] = {0};
-    double shape_ok = 0;
+    double shape_ok = 0, fill_sum = 0;
     const double a_small = shape_area(o.shape, Size::Small) * px_per_unit2;
     const double a_large = shape_area(o.shape, Size::Large) * px_per_unit2;
     for (const auto& c : track) {
@@ -110,6 +110,7 @@ ObjectScores score_object(const Track& track, const ObjectSpec& o, double px_per
         colour_hits[static_cast<int>(col)]++;
         colour_ok += col == o.colour;
         const Shape sh = classify_shape(*c);
+        fill_sum += c->fill;
         shapes[static_cast<int>(sh)]++;
         // Size bucket: nearer (in log area) to the expected small or large area of the prompted shape.
         const Size size = std::abs(std::log(c->area / a_small)) < std::abs(std::log(c->area / a_large)) ? Size::Small
@@ -128,6 +129,7 @@ ObjectScores score_object(const Track& track, const ObjectSpec& o, double px_per
     // shape: share of frames with the prompted shape class (half credit if its size bucket is wrong).
     s.shape = shape_ok / T;
     s.details["colour"] = to_string(static_cast<Colour>(std::max_element(colour_hits, colour_hits + kNumColours) - colour_hits));
+    s.details["fill"] = fill_sum / n;  // mean bounding-box fill ratio (the shape classifier's main feature)
     s.details["shape"] = to_string(static_cast<Shape>(std::max_element(shapes.begin(), shapes.end()) - shapes.begin()));
 
     // motion: classify the centroid path. Still: it never leaves a 0.05 radius (3 px at 64). Linear: one axis

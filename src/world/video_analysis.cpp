@@ -10,6 +10,35 @@
 namespace surgeon::world {
 namespace {
 
+// Soft IoU between a binary mask (pixel indices `core` of a W-wide frame of H rows) and the template of
+// `shape` with the same area, centred so that its centroid is (mx, my) (pixel units, pixel centres at +0.5).
+// Template coverage is 4x4 supersampled; pixels outside the frame do not count.
+double template_iou(Shape shape, const std::vector<int64_t>& core, double mx, double my, int64_t H, int64_t W) {
+    const double A = static_cast<double>(core.size());
+    const double r2_factor = shape_area(shape, Size::Small) / (kSmallRadius * kSmallRadius);  // area / R^2
+    const double R = std::sqrt(A / r2_factor);
+    const double cx = mx, cy = shape == Shape::Triangle ? my - R / 6.0 : my;
+    int64_t i0 = static_cast<int64_t>(std::floor(cy - R)) - 1, i1 = static_cast<int64_t>(std::ceil(cy + R)) + 1;
+    int64_t j0 = static_cast<int64_t>(std::floor(cx - R)) - 1, j1 = static_cast<int64_t>(std::ceil(cx + R)) + 1;
+    for (int64_t p : core) i0 = std::min(i0, p / W), i1 = std::max(i1, p / W), j0 = std::min(j0, p % W), j1 = std::max(j1, p % W);
+    i0 = std::max<int64_t>(i0, 0), j0 = std::max<int64_t>(j0, 0), i1 = std::min(i1, H - 1), j1 = std::min(j1, W - 1);
+    const int64_t bw = j1 - j0 + 1;
+    std::vector<uint8_t> m(static_cast<size_t>((i1 - i0 + 1) * bw), 0);
+    for (int64_t p : core) m[static_cast<size_t>((p / W - i0) * bw + (p % W - j0))] = 1;
+    constexpr int kSub = 4;
+    double inter = 0, uni = 0;
+    for (int64_t i = i0; i <= i1; ++i)
+        for (int64_t j = j0; j <= j1; ++j) {
+            int hits = 0;
+            for (int a = 0; a < kSub; ++a)
+                for (int b = 0; b < kSub; ++b)
+                    hits += inside_shape(shape, j + (b + 0.5) / kSub - cx, i + (a + 0.5) / kSub - cy, R);
+            const double cov = hits / double(kSub * kSub), in = m[static_cast<size_t>((i - i0) * bw + (j - j0))];
+            inter += std::min(cov, in), uni += std::max(cov, in);
+        }
+    return uni > 0 ? inter / uni : 0.0;
+}
+
 // Solves the 3x3 system A x = b by Gaussian elimination with partial pivoting; false if singular.
 bool solve3(double A[3][3], double b[3], double x[3]) {
     for (int c = 0; c < 3; ++c) {
@@ -103,12 +132,10 @@ Colour classify_colour(const Rgb& c) {
 }
 
 Shape classify_shape(const Component& c) {
-    // Fill ratio of the bounding box: square 1.0, circle pi/4 = 0.785, triangle and diamond 0.5 (thresholds
-    // halfway, measured on masks from 13 to 22 px wide); the triangle (apex up) has only 1/4 of its area in
-    // the upper half of its box, the diamond 1/2.
-    if (c.fill >= 0.89) return Shape::Square;
-    if (c.fill >= 0.655) return Shape::Circle;
-    return c.top_fraction < 0.375 ? Shape::Triangle : Shape::Diamond;
+    // Template matching, not bounding-box ratios: a faint halo or a two-pixel bump stretches a box (a drawn
+    // square's fill ratio fell from 1.0 to 0.82 that way) but moves an IoU by a few per cent. Equal-area
+    // templates of different shapes overlap by at most ~0.85, a rendered shape matches its own by > 0.9.
+    return static_cast<Shape>(std::max_element(c.shape_iou.begin(), c.shape_iou.end()) - c.shape_iou.begin());
 }
 
 VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels, int64_t max_pixels) {
@@ -206,6 +233,15 @@ VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels, int6
             // contrast), over the component and its 1-pixel ring; exact sub-pixel centroids for smooth edges.
             std::nth_element(ds.begin(), ds.begin() + ds.size() * 3 / 4, ds.end());
             const double ref = std::max<double>(ds[ds.size() * 3 / 4], kForegroundDistance);
+            // Shape evidence from the half-coverage core (a faint halo or blur ring does not count).
+            std::vector<int64_t> core;
+            for (int64_t p : members)
+                if (dist[p] >= 0.5 * ref) core.push_back(p);
+            if (core.empty()) core = members;
+            double mx = 0, my = 0;
+            for (int64_t p : core) mx += (p % W) + 0.5, my += (p / W) + 0.5;
+            mx /= static_cast<double>(core.size()), my /= static_cast<double>(core.size());
+            for (int k = 0; k < kNumShapes; ++k) c.shape_iou[k] = template_iou(static_cast<Shape>(k), core, mx, my, H, W);
             double wsum = 0, xs = 0, ys = 0;
             auto add = [&](int64_t p) {
                 const double wgt = std::min(1.0, dist[p] / ref);

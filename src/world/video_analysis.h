@@ -2,6 +2,7 @@
 // temporal median, then a robust per-channel plane fit, which covers solid and linear-gradient backgrounds);
 // the foreground is every pixel farther than kForegroundDistance from it; objects are its 4-connected components.
 #pragma once
+#include <array>
 #include <torch/torch.h>
 
 #include <vector>
@@ -21,6 +22,9 @@ struct Component {
     Rgb colour{};              // mean colour of interior pixels, [0, 1]
     double fill = 0;           // hard pixels / bounding-box area (square 1, circle 0.79, triangle/diamond 0.5)
     double top_fraction = 0;   // share of hard pixels in the upper half of the box (triangle 0.25, others 0.5)
+    // Soft IoU of the half-coverage core with each shape's template (indexed by Shape) of the core's area,
+    // placed at its centroid: the shape classifier's evidence.
+    std::array<double, kNumShapes> shape_iou{};
 };
 
 struct VideoAnalysis {
@@ -35,7 +39,7 @@ struct VideoAnalysis {
 // max_pixels pixels are not objects (speckle; a frame-filling blob such as noise) and are dropped.
 VideoAnalysis analyse_video(const torch::Tensor& video, int64_t min_pixels, int64_t max_pixels);
 
-// Nearest object palette colour; shape class from fill ratio and top_fraction.
+// Nearest object palette colour; shape class with the best template IoU.
 Colour classify_colour(const Rgb& c);
 Shape classify_shape(const Component& c);
 

@@ -131,16 +131,6 @@ ObjectSpec draw_object(SplitMix64& rng) {
     return o;
 }
 
-// Inside test for a point (u, v) relative to the centre, in pixels, for radius R in pixels.
-bool inside(Shape s, double u, double v, double R) {
-    switch (s) {
-        case Shape::Circle: return u * u + v * v <= R * R;
-        case Shape::Square: return std::abs(u) <= 0.85 * R && std::abs(v) <= 0.85 * R;
-        case Shape::Diamond: return std::abs(u) + std::abs(v) <= R;
-        case Shape::Triangle: return v <= 0.75 * R && std::abs(u) * 1.75 <= v + R;  // apex up at (0, -R)
-    }
-    return false;
-}
 
 }  // namespace
 
@@ -164,6 +154,16 @@ BackgroundKind parse_background_kind(const std::string& s) {
 }
 BackgroundColour parse_background_colour(const std::string& s) {
     return parse_name<BackgroundColour>(kBackgroundNames, s, "background colour");
+}
+
+bool inside_shape(Shape s, double u, double v, double R) {
+    switch (s) {
+        case Shape::Circle: return u * u + v * v <= R * R;
+        case Shape::Square: return std::abs(u) <= 0.85 * R && std::abs(v) <= 0.85 * R;
+        case Shape::Diamond: return std::abs(u) + std::abs(v) <= R;
+        case Shape::Triangle: return v <= 0.75 * R && std::abs(u) * 1.75 <= v + R;  // apex up at (0, -R)
+    }
+    return false;
 }
 
 double radius(Size s) { return s == Size::Small ? kSmallRadius : kLargeRadius; }
@@ -276,7 +276,7 @@ torch::Tensor render(const WorldSpec& spec, const WorldSize& size) {
                     int hits = 0;
                     for (int a = 0; a < kSub; ++a)
                         for (int b = 0; b < kSub; ++b)
-                            hits += inside(o.shape, j + (b + 0.5) / kSub - cx, i + (a + 0.5) / kSub - cy, R);
+                            hits += inside_shape(o.shape, j + (b + 0.5) / kSub - cx, i + (a + 0.5) / kSub - cy, R);
                     if (hits == 0) continue;
                     const float alpha = static_cast<float>(hits) / (kSub * kSub);
                     for (int ch = 0; ch < 3; ++ch) {

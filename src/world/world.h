@@ -51,6 +51,9 @@ constexpr double kSmallRadius = 0.10, kLargeRadius = 0.17;
 double radius(Size s);
 // Area of the shape in units of min(H, W)^2 (circle pi r^2, square (1.7r)^2, diamond 2r^2, triangle 1.75r^2).
 double shape_area(Shape shape, Size size);
+// Inside test of a point (u, v) relative to the shape's centre, for radius R (any unit, the same as u, v).
+// The triangle points up (apex at v = -R, base at v = 0.75 R; centroid at v = R / 6).
+bool inside_shape(Shape s, double u, double v, double R);
 // Per-clip travel: linear motions move kLinear{Slow,Fast} along one axis; bouncing objects travel
 // kBounce{Slow,Fast} (path length, diagonal) and reflect off the walls.
 constexpr double kLinearSlow = 0.30, kLinearFast = 0.60, kBounceSlow = 0.90, kBounceFast = 1.80;

@@ -162,6 +162,68 @@ TEST(SynthBench, MissingObjectBreaksCount) {
     EXPECT_LT(mean_scores(bad).count, 0.05);
 }
 
+TEST(SynthBench, WrongShapeBreaksShape) {
+    std::vector<BenchScores> gt, bad;
+    for (const auto& s : samples()) {
+        auto reshaped = s.spec;
+        for (auto& o : reshaped.objects) o.shape = static_cast<Shape>((static_cast<int>(o.shape) + 1) % kNumShapes);
+        gt.push_back(s.scores);
+        bad.push_back(synthbench(render(reshaped), s.spec));
+    }
+    const auto g = mean_scores(gt), b = mean_scores(bad);
+    EXPECT_LT(b.shape, 0.1) << to_json(b).dump();
+    EXPECT_GE(g.shape, 0.95);
+    EXPECT_NEAR(b.colour, g.colour, 0.05);
+    EXPECT_NEAR(b.count, g.count, 0.05);
+}
+
+// What a generator draws is not pixel-exact: each shape, small and large, at sub-pixel offsets, with a faint
+// one-sided halo (1 pixel at 30% of the object's contrast) and a 2-pixel bump on its top edge is still that shape
+// in every frame. The perturbation is strong enough to break a bounding-box classifier (the small square's box
+// fill ratio falls below the 0.89 that separated squares from circles), which SynthBench once used.
+TEST(SynthBench, ShapeSurvivesHaloAndBump) {
+    const int64_t H = 64, W = 64, T = 4;
+    int cases = 0;
+    for (int k = 0; k < kNumShapes; ++k)
+        for (Size size : {Size::Small, Size::Large})
+            for (double off : {0.0, 0.3, 0.55}) {
+                WorldSpec spec;
+                spec.background = {BackgroundKind::Solid, BackgroundColour::Maroon, BackgroundColour::Maroon};
+                ObjectSpec o;
+                o.shape = static_cast<Shape>(k), o.colour = Colour::Orange, o.size = size;
+                o.x0 = 0.5 + off / W, o.y0 = 0.45 + off / H;
+                spec.objects = {o};
+                auto clean = render(spec, {T, H, W});  // [3, T, H, W] in [-1, 1]
+                auto bg = clean.select(1, 0).select(1, 2).select(1, 2).view({3, 1, 1, 1});  // a corner pixel
+                auto obj = (clean - bg).abs().sum(0, true) > 0.5;  // [1, T, H, W] covered > ~half
+                auto objf = obj.to(torch::kFloat32).unsqueeze(0);  // [1, 1, T, H, W]
+                auto ring = (torch::max_pool3d(objf, {1, 3, 3}, 1, {0, 1, 1}).squeeze(0) > 0) & ~obj;
+                // Only on the left and lower sides (a one-sided halo stretches the box; a full ring would not).
+                auto yx = obj.select(0, 0).select(0, 0).nonzero().to(torch::kFloat32).mean(0);  // centre row, col
+                auto ii = torch::arange(H).view({1, 1, H, 1}).to(torch::kFloat32);
+                auto jj = torch::arange(W).view({1, 1, 1, W}).to(torch::kFloat32);
+                ring = ring & ((jj < yx[1]) | (ii > yx[0]));
+                const Rgb c = rgb(Colour::Orange);
+                auto colour = (torch::tensor({double(c[0]), double(c[1]), double(c[2])}).to(torch::kFloat32) * 2 - 1).view({3, 1, 1, 1});
+                auto v = torch::where(ring, bg + 0.3 * (colour - bg), clean);
+                // Bump: two pixels above the topmost covered row, at its leftmost covered column.
+                auto rows = obj.select(0, 0).select(0, 0).any(1).nonzero().min().item<int64_t>();
+                auto cols = obj.select(0, 0).select(0, 0).select(0, rows).nonzero().min().item<int64_t>();
+                for (int64_t dj = 0; dj < 2; ++dj)
+                    v.select(2, rows - 2).select(2, cols + dj).copy_(colour.view({3, 1}).expand({3, T}));
+                v.select(2, rows - 1).select(2, cols).copy_(colour.view({3, 1}).expand({3, T}));
+                v.select(2, rows - 1).select(2, cols + 1).copy_(colour.view({3, 1}).expand({3, T}));
+                const auto sc = synthbench(v, spec);
+                EXPECT_GE(sc.shape, 0.99) << to_string(o.shape) << " size " << to_string(size) << " offset " << off
+                                          << ": " << to_json(sc, true).dump();
+                if (o.shape == Shape::Square && size == Size::Small) {
+                    EXPECT_LT(sc.details["objects"][0]["fill"].get<double>(), 0.89) << "perturbation too weak";
+                }
+                ++cases;
+            }
+    EXPECT_EQ(cases, kNumShapes * 2 * 3);
+}
+
 TEST(Fidelity, PsnrSsimIdentityAndMonotoneInNoise) {
     const auto v = render(sample_spec(5));
     EXPECT_TRUE(std::isinf(psnr(v, v)));
