@@ -8,8 +8,12 @@
 
 namespace surgeon {
 
-Progress::Progress(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+Progress::Progress(std::string label, int64_t total, bool enabled, int64_t already_done)
+    : label_(std::move(label)),
+      total_(total),
+      already_done_(already_done),
+      enabled_(enabled),
+      start_(std::chrono::steady_clock::now()) {}
 
 double Progress::elapsed_s() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -22,20 +26,21 @@ static std::string hms(double s) {
                      : fmt::format("{}:{:02d}", t / 60, t % 60);
 }
 
+std::string Progress::line(int64_t done, double elapsed, const std::string& extra) const {
+    const double rate = elapsed > 0 ? (done - already_done_) / elapsed : 0.0;
+    const double eta = rate > 0 ? (total_ - done) / rate : -1;
+    const std::string r = rate >= 0.1 || rate <= 0 ? fmt::format("{:.2f} it/s", rate) : fmt::format("{:.1f} s/it", 1.0 / rate);
+    return fmt::format("{} {}/{}{}{} {} ETA {}", label_, done, total_, extra.empty() ? "" : " ", extra, r, hms(eta));
+}
+
 void Progress::update(int64_t done, const std::string& extra) {
     if (!enabled_) return;
     auto now = std::chrono::steady_clock::now();
-    if (start_done_ < 0) start_done_ = done > 0 ? done - 1 : 0;  // resumed jobs: rate counts this run only
     const bool last = done >= total_;
     if (!last && std::chrono::duration<double>(now - last_draw_).count() < 0.5) return;
     last_draw_ = now;
-    const double el = elapsed_s();
-    const double rate = el > 0 ? (done - start_done_) / el : 0.0;
-    const double eta = rate > 0 ? (total_ - done) / rate : -1;
     const bool tty = isatty(fileno(stderr));
-    std::string line = fmt::format("{} {}/{}{}{} {:.2f} it/s ETA {}", label_, done, total_, extra.empty() ? "" : " ",
-                                   extra, rate, hms(eta));
-    std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n", line.c_str());
+    std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n", line(done, elapsed_s(), extra).c_str());
     if (last && tty) std::fprintf(stderr, "\n");
     std::fflush(stderr);
 }

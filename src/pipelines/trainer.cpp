@@ -375,7 +375,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         });
     };
 
-    Progress bar("train", c.steps, progress);
+    Progress bar("train", c.steps, progress, start);
     auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     std::future<TrainBatch> next;
