@@ -41,6 +41,9 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     ASSERT_EQ(j["samples"].size(), 2u);
     EXPECT_EQ(j["samples"][1]["seed"].get<uint64_t>(), 1u);
     EXPECT_FALSE(j["samples"][1]["prompt"].get<std::string>().empty());
+    // Per sample, what was detected: one entry per prompted object (shape, colour, motion, ...).
+    const std::string p1 = j["samples"][1]["prompt"].get<std::string>();
+    EXPECT_EQ(j["samples"][1]["details"]["objects"].size(), p1.find(" and a ") == std::string::npos ? 1u : 2u) << p1;
     double mean = 0;
     for (const auto& e : j["samples"]) mean += e["score"].get<double>() / 2;
     EXPECT_NEAR(mean, j["score"].get<double>(), 1e-9);
