@@ -129,7 +129,7 @@ ObjectScores score_object(const Track& track, const ObjectSpec& o, double px_per
     // shape: share of frames with the prompted shape class (half credit if its size bucket is wrong).
     s.shape = shape_ok / T;
     s.details["colour"] = to_string(static_cast<Colour>(std::max_element(colour_hits, colour_hits + kNumColours) - colour_hits));
-    s.details["fill"] = fill_sum / n;  // mean bounding-box fill ratio (the shape classifier's main feature)
+    s.details["fill"] = fill_sum / n;  // mean bounding-box fill ratio (diagnostic; the classifier uses templates)
     s.details["shape"] = to_string(static_cast<Shape>(std::max_element(shapes.begin(), shapes.end()) - shapes.begin()));
 
     // motion: classify the centroid path. Still: it never leaves a 0.05 radius (3 px at 64). Linear: one axis

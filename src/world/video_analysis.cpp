@@ -12,7 +12,7 @@ namespace {
 
 // Soft IoU between a binary mask (pixel indices `core` of a W-wide frame of H rows) and the template of
 // `shape` with the same area, centred so that its centroid is (mx, my) (pixel units, pixel centres at +0.5).
-// Template coverage is 4x4 supersampled; pixels outside the frame do not count.
+// Template coverage as render draws it (pixel_coverage); pixels outside the frame do not count.
 double template_iou(Shape shape, const std::vector<int64_t>& core, double mx, double my, int64_t H, int64_t W) {
     const double A = static_cast<double>(core.size());
     const double r2_factor = shape_area(shape, Size::Small) / (kSmallRadius * kSmallRadius);  // area / R^2
@@ -25,15 +25,10 @@ double template_iou(Shape shape, const std::vector<int64_t>& core, double mx, do
     const int64_t bw = j1 - j0 + 1;
     std::vector<uint8_t> m(static_cast<size_t>((i1 - i0 + 1) * bw), 0);
     for (int64_t p : core) m[static_cast<size_t>((p / W - i0) * bw + (p % W - j0))] = 1;
-    constexpr int kSub = 4;
     double inter = 0, uni = 0;
     for (int64_t i = i0; i <= i1; ++i)
         for (int64_t j = j0; j <= j1; ++j) {
-            int hits = 0;
-            for (int a = 0; a < kSub; ++a)
-                for (int b = 0; b < kSub; ++b)
-                    hits += inside_shape(shape, j + (b + 0.5) / kSub - cx, i + (a + 0.5) / kSub - cy, R);
-            const double cov = hits / double(kSub * kSub), in = m[static_cast<size_t>((i - i0) * bw + (j - j0))];
+            const double cov = pixel_coverage(shape, i, j, cx, cy, R), in = m[static_cast<size_t>((i - i0) * bw + (j - j0))];
             inter += std::min(cov, in), uni += std::max(cov, in);
         }
     return uni > 0 ? inter / uni : 0.0;

@@ -156,6 +156,7 @@ BackgroundColour parse_background_colour(const std::string& s) {
     return parse_name<BackgroundColour>(kBackgroundNames, s, "background colour");
 }
 
+namespace {
 bool inside_shape(Shape s, double u, double v, double R) {
     switch (s) {
         case Shape::Circle: return u * u + v * v <= R * R;
@@ -164,6 +165,15 @@ bool inside_shape(Shape s, double u, double v, double R) {
         case Shape::Triangle: return v <= 0.75 * R && std::abs(u) * 1.75 <= v + R;  // apex up at (0, -R)
     }
     return false;
+}
+}  // namespace
+
+double pixel_coverage(Shape s, int64_t i, int64_t j, double cx, double cy, double R) {
+    constexpr int kSub = 4;
+    int hits = 0;
+    for (int a = 0; a < kSub; ++a)
+        for (int b = 0; b < kSub; ++b) hits += inside_shape(s, j + (b + 0.5) / kSub - cx, i + (a + 0.5) / kSub - cy, R);
+    return hits / double(kSub * kSub);
 }
 
 double radius(Size s) { return s == Size::Small ? kSmallRadius : kLargeRadius; }
@@ -259,7 +269,6 @@ torch::Tensor render(const WorldSpec& spec, const WorldSize& size) {
     const auto bg = render_background(spec.background, H, W);  // [3, H, W]
     auto video = bg.unsqueeze(1).repeat({1, T, 1, 1}).contiguous();  // [3, T, H, W]
     float* v = video.data_ptr<float>();
-    constexpr int kSub = 4;  // 4x4 supersampling: coverage in steps of 1/16
     const double scale = static_cast<double>(std::min(H, W));
     for (int64_t f = 0; f < T; ++f) {
         const double t = T > 1 ? static_cast<double>(f) / (T - 1) : 0.0;
@@ -273,12 +282,8 @@ torch::Tensor render(const WorldSpec& spec, const WorldSize& size) {
             const int64_t j1 = std::min<int64_t>(W - 1, static_cast<int64_t>(std::ceil(cx + 1.3 * R)));
             for (int64_t i = i0; i <= i1; ++i)
                 for (int64_t j = j0; j <= j1; ++j) {
-                    int hits = 0;
-                    for (int a = 0; a < kSub; ++a)
-                        for (int b = 0; b < kSub; ++b)
-                            hits += inside_shape(o.shape, j + (b + 0.5) / kSub - cx, i + (a + 0.5) / kSub - cy, R);
-                    if (hits == 0) continue;
-                    const float alpha = static_cast<float>(hits) / (kSub * kSub);
+                    const float alpha = static_cast<float>(pixel_coverage(o.shape, i, j, cx, cy, R));
+                    if (alpha == 0) continue;
                     for (int ch = 0; ch < 3; ++ch) {
                         float& px = v[((ch * T + f) * H + i) * W + j];
                         px = (1 - alpha) * px + alpha * (2.0f * col[ch] - 1.0f);

@@ -51,9 +51,10 @@ constexpr double kSmallRadius = 0.10, kLargeRadius = 0.17;
 double radius(Size s);
 // Area of the shape in units of min(H, W)^2 (circle pi r^2, square (1.7r)^2, diamond 2r^2, triangle 1.75r^2).
 double shape_area(Shape shape, Size size);
-// Inside test of a point (u, v) relative to the shape's centre, for radius R (any unit, the same as u, v).
-// The triangle points up (apex at v = -R, base at v = 0.75 R; centroid at v = R / 6).
-bool inside_shape(Shape s, double u, double v, double R);
+// Share of pixel (row i, column j) covered by the shape centred at (cx, cy) with radius R, all in pixels (pixel
+// (i, j) spans [j, j+1) x [i, i+1)); 4x4 supersampled, so in steps of 1/16. What render draws and what SynthBench
+// matches objects against. The triangle points up (apex at cy - R, base at cy + 0.75 R; centroid at cy + R / 6).
+double pixel_coverage(Shape s, int64_t i, int64_t j, double cx, double cy, double R);
 // Per-clip travel: linear motions move kLinear{Slow,Fast} along one axis; bouncing objects travel
 // kBounce{Slow,Fast} (path length, diagonal) and reflect off the walls.
 constexpr double kLinearSlow = 0.30, kLinearFast = 0.60, kBounceSlow = 0.90, kBounceFast = 1.80;
