@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
             lap("1 host->device");
             auto xs = (1 - sigma) * x0 + sigma * eps;
             auto ctx = m.text_encoder->forward(ids);
-            auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);
+            auto v = m.velocity(xs, sigma.view({-1}) * 1000.0, ctx);
             auto loss = torch::mse_loss(v, eps - x0);
             lap("2 forward");
             if (flat)

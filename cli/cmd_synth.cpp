@@ -123,7 +123,7 @@ void run_generate(const GenerateArgs& a) {
     SURGEON_CHECK(vae.stats.has_value(), "{}: the VAE has no latent mean/std", a.vae);
     const auto& cfg = model->config();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(a.common.seed);
-    auto noise = at::randn({1, cfg.in_dim, (a.frames - 1) / 4 + 1, a.height / 8, a.width / 8}, gen);
+    auto noise = at::randn({1, cfg.out_dim, (a.frames - 1) / 4 + 1, a.height / 8, a.width / 8}, gen);
     auto z = sample_video(model, noise, ctx, neg, o);
     torch::NoGradGuard ng;
     auto video = vae.model->decode(vae.stats->denormalize(z.to(device))).clamp(-1, 1).to(torch::kCPU);
@@ -205,7 +205,7 @@ void run_eval(const EvalArgs& a) {
         for (double s : a.denoise_sigmas) {
             SURGEON_CHECK(s > 0 && s <= 1, "--denoise-sigmas must be in (0, 1], got {}", s);
             auto xs = (1 - s) * x0 + s * e;
-            auto v = m.dit->forward(xs, torch::full({n}, 1000.0 * s), ctx);
+            auto v = m.velocity(xs, torch::full({n}, 1000.0 * s), ctx);
             curve[fmt::format("{:g}", s)] = (xs - s * v - x0).pow(2).mean().item<double>();
         }
         j["denoise_mse"] = curve;

@@ -9,7 +9,7 @@
 #   profile bench_dit --profile at 480p (time per section of the forward)
 #   sweep   SynthBench of the trained model over SWEEP_SHIFT x SWEEP_GUIDANCE (SWEEP_SAMPLES prompts each)
 #   benchtrain  bench_train: bf16 + torch AdamW, bf16 + FlatAdamW, bf16-lean + FlatAdamW (time per training step)
-#   eval    SynthBench eval + contact sheet of the teacher, pack model/ and logs into $OUT
+#   eval    SynthBench eval + contact sheet + conditioning probe of the teacher, pack model/ and logs into $OUT
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,8 @@ if has eval; then
   $BIN eval --model $TRAIN_DIR/model --num-samples ${EVAL_SAMPLES:-64} --batch 16 --seed 0 --device cuda \
      --json "$OUT/synthbench.json" --sheet "$OUT/contact_sheet.png" >/tmp/eval.log 2>&1; tail -25 /tmp/eval.log
   cat /tmp/eval.log >>"$OUT/session.log"
+  # Does the model use each attribute of the prompt (loss with the true prompt vs one attribute changed)?
+  build-gpu/benchmarks/probe_conditioning $TRAIN_DIR/model 32 cuda 2>&1 | tee -a "$OUT/session.log"
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
   tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
 fi

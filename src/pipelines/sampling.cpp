@@ -8,10 +8,19 @@
 namespace surgeon {
 
 torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const torch::Tensor& context,
-                           const torch::Tensor& negative_context, const SampleOptions& o, const StepCallback& on_step) {
+                           const torch::Tensor& negative_context, const SampleOptions& o, const StepCallback& on_step,
+                           const torch::Tensor& y) {
     SURGEON_CHECK(std::isfinite(o.guidance) && o.guidance >= 0 && o.guidance <= 100,
                   "--guidance must be in [0, 100], got {}", o.guidance);
-    model->check_inputs(noise, torch::zeros({noise.size(0)}), context);
+    SURGEON_CHECK(noise.dim() == 5, "tensor 'noise': expected 5 dims [B, C, F, H, W], got {}", noise.dim());
+    SURGEON_CHECK(noise.size(1) == model->config().out_dim,
+                  "tensor 'noise': {} channels, but the model predicts out_dim = {}", noise.size(1), model->config().out_dim);
+    if (y.defined()) {
+        check_shape("y", y, {noise.size(0), -1, noise.size(2), noise.size(3), noise.size(4)});
+        model->check_inputs(torch::cat({noise, y.to(noise.device(), noise.scalar_type())}, 1), torch::zeros({noise.size(0)}), context);
+    } else {
+        model->check_inputs(noise, torch::zeros({noise.size(0)}), context);
+    }
     const bool cfg = o.guidance != 1.0;
     if (cfg) {
         check_shape("negative_context", negative_context, {noise.size(0), -1, model->config().text_dim});
@@ -36,10 +45,16 @@ torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const to
     } else {
         ctx = context.to(dev, torch::kFloat32);
     }
+    torch::Tensor yin;  // y for the batch the model sees (doubled for CFG)
+    if (y.defined()) {
+        yin = y.to(dev, torch::kFloat32);
+        if (cfg) yin = torch::cat({yin, yin}, 0);
+    }
     Progress bar("sample", sch.steps(), o.progress);
     for (int64_t i = 0; i < sch.steps(); ++i) {
         auto t = torch::full({cfg ? 2 * B : B}, sch.timesteps[i], torch::TensorOptions().dtype(torch::kFloat64));
         auto xin = cfg ? torch::cat({x, x}, 0) : x;
+        if (yin.defined()) xin = torch::cat({xin, yin}, 1);
         auto v = model->forward(xin, t, ctx);  // [2B or B, C, F, H, W]
         if (cfg) {
             auto vc = v.narrow(0, 0, B), vu = v.narrow(0, B, B);

@@ -20,8 +20,10 @@ using StepCallback = std::function<void(int64_t step, const torch::Tensor& laten
 
 // noise [B, C, F, H, W] (x at sigma_0), context / negative_context [B, Lt, text_dim] -> final latents (fp32).
 // Cond and uncond run as one batch of 2B. The model is run under NoGradGuard.
+// `y` [B, Cy, F, H, W] (optional) is concatenated to the latents on the channel axis before every forward, as
+// Wan's model does with its `y` argument (I2V's mask + image latents); then in_dim = C + Cy.
 torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const torch::Tensor& context,
                            const torch::Tensor& negative_context, const SampleOptions& options,
-                           const StepCallback& on_step = nullptr);
+                           const StepCallback& on_step = nullptr, const torch::Tensor& y = {});
 
 }  // namespace surgeon

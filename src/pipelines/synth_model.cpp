@@ -13,13 +13,15 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 json SynthSettings::to_json() const {
-    return json{{"world", {{"frames", size.frames}, {"height", size.height}, {"width", size.width}}},
+    json j{{"world", {{"frames", size.frames}, {"height", size.height}, {"width", size.width}}},
                 {"text_encoder", world::to_json(text_encoder)},
                 {"sampling",
                  {{"solver", surgeon::to_string(sampling.solver)},
                   {"steps", sampling.steps},
                   {"shift", sampling.shift},
                   {"guidance", sampling.guidance}}}};
+    if (position_channels) j["position_channels"] = true;  // absent = false: older folders load unchanged
+    return j;
 }
 
 SynthSettings SynthSettings::from_json(const json& j) {
@@ -30,6 +32,7 @@ SynthSettings SynthSettings::from_json(const json& j) {
             s.size.height = j["world"].value("height", s.size.height);
             s.size.width = j["world"].value("width", s.size.width);
         }
+        s.position_channels = j.value("position_channels", false);
         if (j.contains("text_encoder")) s.text_encoder = world::text_encoder_config_from_json(j["text_encoder"]);
         if (j.contains("sampling")) {
             const auto& p = j["sampling"];
@@ -53,8 +56,35 @@ torch::Tensor SynthModel::encode(const std::vector<std::string>& prompts) {
 torch::Tensor SynthModel::noise(uint64_t seed) const {
     const auto& c = dit->config();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return at::randn({1, c.in_dim, settings.size.frames, settings.size.height, settings.size.width}, gen);
+    return at::randn({1, c.out_dim, settings.size.frames, settings.size.height, settings.size.width}, gen);
 }
+
+torch::Tensor SynthModel::condition(int64_t batch) const {
+    if (!settings.position_channels) return {};
+    return position_planes(settings.size.frames, settings.size.height, settings.size.width)
+        .unsqueeze(0)
+        .expand({batch, -1, -1, -1, -1})
+        .to(dit->device());
+}
+
+torch::Tensor SynthModel::velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context) {
+    auto y = condition(x.size(0));
+    return dit->forward(y.defined() ? torch::cat({x.to(y.device(), torch::kFloat32), y}, 1) : x, t, context);
+}
+
+torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width) {
+    SURGEON_CHECK(frames > 0 && height > 0 && width > 0, "position planes need a positive size, got {}x{}x{}", frames,
+                  height, width);
+    auto ramp = [](int64_t n) {  // n pixel centres mapped linearly onto [-1, 1]
+        return n == 1 ? torch::zeros({1}) : torch::linspace(-1.0, 1.0, n);
+    };
+    auto t = ramp(frames).view({frames, 1, 1}).expand({frames, height, width});
+    auto i = ramp(height).view({1, height, 1}).expand({frames, height, width});
+    auto j = ramp(width).view({1, 1, width}).expand({frames, height, width});
+    return torch::stack({t, i, j}, 0).contiguous();  // [3, T, H, W]
+}
+
+int64_t expected_in_dim(const SynthSettings& s, int64_t out_dim) { return out_dim + (s.position_channels ? 3 : 0); }
 
 torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, const std::vector<uint64_t>& seeds,
                                    const SampleOptions& options) {
@@ -66,7 +96,7 @@ torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, cons
     auto neg = encode(std::vector<std::string>(prompts.size(), ""));
     std::vector<torch::Tensor> ns;
     for (auto s : seeds) ns.push_back(noise(s));
-    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options);
+    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options, nullptr, condition(static_cast<int64_t>(prompts.size())));
     return x.clamp(-1, 1).to(torch::kCPU);  // [B, 3, T, H, W]
 }
 
@@ -88,6 +118,11 @@ SynthModel load_synth_model(const std::string& dir, torch::Device device, Precis
         fail("{}/surgeon.json: invalid JSON ({})", dir, e.what());
     }
     m.dit = load_wan_model(dir, device, precision).model;
+    const auto& dc = m.dit->config();
+    SURGEON_CHECK(dc.in_dim == expected_in_dim(m.settings, dc.out_dim),
+                  "{}: DiT in_dim {} does not fit out_dim {} {} position channels (surgeon.json position_channels: {}); expected in_dim {}",
+                  dir, dc.in_dim, dc.out_dim, m.settings.position_channels ? "plus 3" : "without", m.settings.position_channels,
+                  expected_in_dim(m.settings, dc.out_dim));
     auto cfg = m.settings.text_encoder;
     if (cfg.vocab_size == 0) cfg.vocab_size = m.tokenizer.vocab_size();
     SURGEON_CHECK(cfg.dim == m.dit->config().text_dim, "{}: text encoder dim {} != DiT text_dim {}", dir, cfg.dim,

@@ -18,6 +18,11 @@ namespace surgeon {
 
 struct SynthSettings {
     world::WorldSize size;                   // video size the model was trained on
+    // Position channels: the DiT's input is the RGB video concatenated (Wan's `y`, as in Wan2.1 I2V) with three
+    // constant planes holding each pixel's frame, row and column in [-1, 1], so in_dim = out_dim + 3. RoPE only
+    // gives the DiT relative positions; where an object starts and which way it goes ("moving left" in an
+    // absolute frame) needs absolute ones (docs/BENCHMARKS.md, "Motion direction").
+    bool position_channels = false;
     world::TextEncoderConfig text_encoder;
     SampleOptions sampling;                  // defaults for generate/eval
     nlohmann::json to_json() const;
@@ -35,10 +40,22 @@ struct SynthModel {
     // Generates one video per prompt from seeded noise (seed i for prompt i): [B, 3, T, H, W] in [-1, 1].
     torch::Tensor generate(const std::vector<std::string>& prompts, const std::vector<uint64_t>& seeds,
                            const SampleOptions& options);
-    // Initial noise for a seed: [1, C, T, H, W] float32 from a CPU generator (same on every machine).
+    // Initial noise for a seed: [1, out_dim, T, H, W] float32 from a CPU generator (same on every machine).
     torch::Tensor noise(uint64_t seed) const;
+    // The DiT's conditioning input `y` for a batch of B videos: the position planes [B, 3, T, H, W] on the DiT's
+    // device, or an undefined tensor when the model has no position channels.
+    torch::Tensor condition(int64_t batch) const;
+    // The DiT's velocity for videos x [B, out_dim, T, H, W] at timesteps t [B] (sigma * 1000): the forward with
+    // this model's conditioning concatenated.
+    torch::Tensor velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context);
     void to(torch::Device device);
 };
+
+// Position planes [3, T, H, W] float32: channel 0 the frame, 1 the row, 2 the column, each mapped linearly to
+// [-1, 1] over the clip / frame (pixel centres; a single frame or row is 0).
+torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width);
+// in_dim the DiT must have for these settings and out_dim (checked at load and in train configs).
+int64_t expected_in_dim(const SynthSettings& s, int64_t out_dim);
 
 bool is_synth_model_folder(const std::string& dir);
 SynthModel load_synth_model(const std::string& dir, torch::Device device = torch::kCPU,

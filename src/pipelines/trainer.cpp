@@ -33,6 +33,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         const SynthSettings st = SynthSettings::from_json(j);
         c.world = st.size;
         c.sampling = st.sampling;
+        c.position_channels = st.position_channels;
         if (j.contains("text_encoder")) c.text_encoder = st.text_encoder;
         const json t = j.value("train", json::object());
         c.steps = t.value("steps", c.steps);
@@ -60,8 +61,10 @@ TrainConfig TrainConfig::from_json(const json& j) {
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
-    SURGEON_CHECK(c.model.in_dim == 3 && c.model.out_dim == 3, "train config: model in_dim/out_dim must be 3 (RGB pixels), got {}/{}",
-                  c.model.in_dim, c.model.out_dim);
+    SURGEON_CHECK(c.model.out_dim == 3, "train config: model out_dim must be 3 (RGB pixels), got {}", c.model.out_dim);
+    SURGEON_CHECK(c.model.in_dim == (c.position_channels ? 6 : 3),
+                  "train config: model in_dim must be {} (RGB{}), got {}", c.position_channels ? 6 : 3,
+                  c.position_channels ? " + 3 position channels" : "; set \"position_channels\": true for 6", c.model.in_dim);
     SURGEON_CHECK(c.text_encoder.dim == c.model.text_dim, "train config: text_encoder.dim {} != model.text_dim {}",
                   c.text_encoder.dim, c.model.text_dim);
     SURGEON_CHECK(c.text_encoder.text_len <= c.model.text_len, "train config: text_encoder.text_len {} > model.text_len {}",
@@ -88,6 +91,7 @@ json TrainConfig::to_json() const {
     st.size = world;
     st.text_encoder = text_encoder;
     st.sampling = sampling;
+    st.position_channels = position_channels;
     json j = st.to_json();
     j["model"] = model.to_json();
     j["train"] = json{{"steps", steps}, {"batch", batch}, {"warmup", warmup}, {"lr", lr}, {"min_lr_ratio", min_lr_ratio},
@@ -200,6 +204,7 @@ SynthModel init_synth_model(const TrainConfig& c) {
     m.settings.text_encoder = c.text_encoder;
     m.settings.text_encoder.vocab_size = m.tokenizer.vocab_size();
     m.settings.sampling = c.sampling;
+    m.settings.position_channels = c.position_channels;
     m.dit = WanModel(c.model);
     init_wan_weights(m.dit);
     m.text_encoder = world::TextEncoder(m.settings.text_encoder);
@@ -230,6 +235,18 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
                       src.settings.text_encoder.vocab_size, m.settings.text_encoder.vocab_size);
         TensorMap dit;
         for (const auto& [n, t] : state_dict(*src.dit)) dit[n] = t.detach().to(torch::kFloat32);
+        if (c.position_channels && !src.settings.position_channels) {
+            // Adding position channels to a model trained without them: the patch embedding gets zero weights for
+            // the new input channels, so the warm-started model computes exactly what the source did.
+            auto& w = dit.at("patch_embedding.weight");  // [dim, 3, p0, p1, p2]
+            auto wide = torch::zeros_like(m.dit->patch_embedding->weight.detach().cpu());
+            SURGEON_CHECK(wide.size(1) == w.size(1) + 3, "train: --init-from {}: patch_embedding.weight has {} input channels, expected {}",
+                          c.init_from, w.size(1), wide.size(1) - 3);
+            wide.narrow(1, 0, w.size(1)).copy_(w);
+            w = wide;
+            std::fprintf(stderr, "train: --init-from %s has no position channels; added 3, zero-initialised\n",
+                         c.init_from.c_str());
+        }
         load_state_dict_strict(*m.dit, dit, {}, c.init_from);
         world::load_text_encoder_state(m.text_encoder, world::text_encoder_state(src.text_encoder));
     }
@@ -378,6 +395,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     Progress bar("train", c.steps, progress, start);
     auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    const torch::Tensor pos = m.condition(c.batch);  // position planes [B, 3, T, H, W] on dev, or undefined
     std::future<TrainBatch> next;
     if (start < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(c), start);
     // Loss and gradient norm accumulate on the device and are read once per log window: no per-step host sync,
@@ -395,6 +413,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto eps = b.eps.to(dev, /*non_blocking=*/true);                    // [B, 3, T, H, W]
         auto sigma = b.sigma.to(dev).view({-1, 1, 1, 1, 1});
         auto xs = (1 - sigma) * x0 + sigma * eps;
+        if (pos.defined()) xs = torch::cat({xs, pos}, 1);  // [B, 6, T, H, W]
         auto ids = m.tokenizer.encode_batch(b.prompts, c.text_encoder.text_len).to(dev);
         auto ctx = m.text_encoder->forward(ids);
         auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);

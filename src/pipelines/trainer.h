@@ -34,6 +34,8 @@ struct TrainConfig {
     std::string init_from;
     // "flat" (FlatAdamW: one buffer, a few kernels per step) or "torch" (torch::optim::AdamW, the slow twin).
     std::string optimizer = "flat";
+    // Concatenate the position planes to the DiT's input (SynthSettings::position_channels; in_dim 6).
+    bool position_channels = false;
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;

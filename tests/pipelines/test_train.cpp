@@ -170,3 +170,86 @@ TEST(Train, DivergingRunStopsWithAClearError) {
     EXPECT_NE(err.find("train: loss became"), std::string::npos) << err;
     EXPECT_NE(err.find("lower the learning rate"), std::string::npos) << err;
 }
+
+// Position channels (SynthSettings::position_channels): the planes hold frame, row and column on [-1, 1].
+TEST(PositionChannels, PlanesAreLinearRampsOverTheClip) {
+    auto p = position_planes(4, 3, 5);
+    ASSERT_EQ(p.sizes(), (std::vector<int64_t>{3, 4, 3, 5}));
+    EXPECT_DOUBLE_EQ(p[0][0][1][2].item<double>(), -1.0);  // first frame
+    EXPECT_DOUBLE_EQ(p[0][3][1][2].item<double>(), 1.0);   // last frame
+    EXPECT_NEAR(p[0][1][0][0].item<double>(), -1.0 / 3, 1e-6);
+    EXPECT_DOUBLE_EQ(p[1][2][0][4].item<double>(), -1.0);  // top row
+    EXPECT_DOUBLE_EQ(p[1][2][1][4].item<double>(), 0.0);   // middle row
+    EXPECT_DOUBLE_EQ(p[2][2][1][0].item<double>(), -1.0);  // left column
+    EXPECT_DOUBLE_EQ(p[2][2][1][4].item<double>(), 1.0);   // right column
+    // Frame plane constant within a frame; row plane constant over frames and columns.
+    EXPECT_TRUE(torch::equal(p[0][2], torch::full({3, 5}, p[0][2][0][0].item<float>())));
+    EXPECT_TRUE(torch::equal(p[1][0], p[1][3]));
+    EXPECT_DOUBLE_EQ(position_planes(1, 1, 2)[0].abs().max().item<double>(), 0.0);  // one frame, one row: 0
+    EXPECT_NE(error_of([] { position_planes(0, 4, 4); }).find("positive size"), std::string::npos);
+}
+
+// A tiny run with position channels trains, exports a folder that records them, and loads back into a model
+// whose sampler feeds the planes (in_dim 6 = 3 RGB + 3 positions; a wrong record is an error naming in_dim).
+TEST(PositionChannels, TrainExportLoadGenerate) {
+    auto dir = temp_dir("train_pos");
+    auto c = tiny(20);
+    c.position_channels = true;
+    c.model.in_dim = 6;
+    train_synth_model(c, dir, false, false);
+    auto m = load_synth_model(dir + "/model");
+    EXPECT_TRUE(m.settings.position_channels);
+    EXPECT_EQ(m.dit->config().in_dim, 6);
+    SampleOptions o = m.settings.sampling;
+    o.steps = 3;
+    auto v = m.generate({"a small red circle moving left fast on a gray background"}, {1}, o);
+    EXPECT_EQ(v.sizes(), (std::vector<int64_t>{1, 3, 4, 16, 16}));
+    // sample_video with y is the model run on [x, y]: one Euler step by hand matches.
+    o.solver = SolverKind::Euler;
+    o.steps = 1;
+    o.guidance = 1.0;
+    auto x1 = m.generate({"a small red circle moving left fast on a gray background"}, {1}, o);
+    torch::NoGradGuard ng;
+    auto ctx = m.encode({"a small red circle moving left fast on a gray background"});
+    auto x = m.noise(1);
+    auto y = position_planes(4, 16, 16).unsqueeze(0);
+    auto vel = m.dit->forward(torch::cat({x, y}, 1), torch::full({1}, 1000.0), ctx);
+    EXPECT_LE(rel_error(x1, (x - vel).clamp(-1, 1)), 1e-5);
+    // The record must fit the DiT.
+    auto js = nlohmann::json::parse(read_text_file(dir + "/model/surgeon.json"));
+    js.erase("position_channels");
+    atomic_write(dir + "/model/surgeon.json", [&](std::ostream& os) { os << js.dump(); });
+    auto err = error_of([&] { load_synth_model(dir + "/model"); });
+    EXPECT_NE(err.find("in_dim 6"), std::string::npos) << err;
+    EXPECT_NE(err.find("expected in_dim 3"), std::string::npos) << err;
+    // A config whose in_dim does not fit its position_channels is rejected before anything runs.
+    auto bad = nlohmann::json::parse(read_text_file(std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json"));
+    bad["position_channels"] = true;
+    err = error_of([&] { TrainConfig::from_json(bad); });
+    EXPECT_NE(err.find("in_dim must be 6"), std::string::npos) << err;
+}
+
+// Warm-starting a position-channel model from one without: the new patch-embedding inputs start at zero, so the
+// first model computes what the source computed (the planes change nothing until training moves those weights).
+TEST(PositionChannels, WarmStartFromAModelWithoutThemKeepsItsFunction) {
+    auto src_dir = temp_dir("train_pos_src");
+    train_synth_model(tiny(10), src_dir, false, false);
+    auto c = tiny(1);
+    c.position_channels = true;
+    c.model.in_dim = 6;
+    c.init_from = src_dir + "/model";
+    c.lr = 1e-12;  // one step that moves nothing measurable
+    auto dir = temp_dir("train_pos_warm");
+    train_synth_model(c, dir, false, false);
+    auto src = load_synth_model(src_dir + "/model"), warm = load_synth_model(dir + "/model");
+    ASSERT_TRUE(warm.settings.position_channels);
+    auto w = warm.dit->patch_embedding->weight;
+    EXPECT_LE(w.narrow(1, 3, 3).abs().max().item<double>(), 1e-9);
+    torch::NoGradGuard ng;
+    auto x = torch::randn({2, 3, 4, 16, 16});
+    auto t = torch::tensor({300.0, 900.0});
+    auto ctx = src.encode({"a large blue square moving up slowly on a black background", ""});
+    // (The exported EMA mixes the start and the step-1 weights; both equal the source to ~lr.)
+    EXPECT_LE(rel_error(warm.velocity(x, t, warm.encode({"a large blue square moving up slowly on a black background", ""})),
+                        src.velocity(x, t, ctx)), 1e-4);
+}
