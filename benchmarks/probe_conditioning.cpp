@@ -10,7 +10,7 @@
 #include "world/world.h"
 using namespace surgeon;
 using namespace surgeon::world;
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "models/synth-teacher";
     int n = argc > 2 ? std::atoi(argv[2]) : 16;
     const std::string device = argc > 3 ? argv[3] : "cpu";
@@ -71,5 +71,15 @@ int main(int argc, char** argv) {
         }
         std::printf("\n");
         std::fflush(stdout);
+    }
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
     }
 }
