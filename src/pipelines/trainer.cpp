@@ -58,6 +58,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.max_shard_bytes = t.value("max_shard_bytes", c.max_shard_bytes);
         c.init_from = t.value("init_from", c.init_from);
         c.optimizer = t.value("optimizer", c.optimizer);
+        c.exclude_motions = t.value("exclude_motions", c.exclude_motions);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -83,6 +84,15 @@ TrainConfig TrainConfig::from_json(const json& j) {
     SURGEON_CHECK(c.dtype == "bf16" || c.dtype == "bf16-lean" || c.dtype == "fp32",
                   "train config: dtype must be bf16, bf16-lean or fp32, got '{}'", c.dtype);
     SURGEON_CHECK(c.log_every >= 1 && c.checkpoint_every >= 1, "train config: log_every/checkpoint_every must be >= 1");
+    for (const auto& m : c.exclude_motions) {
+        try {
+            (void)world::parse_motion(m);
+        } catch (const Error& e) {
+            fail("train config: exclude_motions: {}", e.what());
+        }
+    }
+    SURGEON_CHECK(c.exclude_motions.size() < static_cast<size_t>(world::kNumMotions),
+                  "train config: exclude_motions leaves no motion to train on");
     return c;
 }
 
@@ -99,7 +109,8 @@ json TrainConfig::to_json() const {
                   {"ema", ema}, {"sigma_sampling", sigma_sampling}, {"logit_mean", logit_mean},
                   {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
-                  {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer}};
+                  {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer},
+                  {"exclude_motions", exclude_motions}};
     return j;
 }
 
@@ -113,6 +124,13 @@ uint64_t splitmix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+bool excluded(const TrainConfig& c, const world::WorldSpec& spec) {
+    for (const auto& o : spec.objects)
+        for (const auto& m : c.exclude_motions)
+            if (world::to_string(o.motion) == m) return true;
+    return false;
+}
+
 }  // namespace
 
 TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
@@ -122,8 +140,9 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
     b.prompts.resize(B);
     at::parallel_for(0, B, 1, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) {
-            const uint64_t seed = c.seed * 1000000000ull + static_cast<uint64_t>(step * B + i);
+            uint64_t seed = c.seed * 1000000000ull + static_cast<uint64_t>(step * B + i);
             auto spec = world::sample_spec(seed);
+            while (excluded(c, spec)) spec = world::sample_spec(seed = splitmix(seed));
             vids[i] = world::render(spec, c.world);
             const double u = static_cast<double>(splitmix(seed ^ 0xc0ffee) >> 11) / 9007199254740992.0;
             b.prompts[i] = u < c.cfg_dropout ? "" : world::prompt(spec);

@@ -36,6 +36,12 @@ struct TrainConfig {
     std::string optimizer = "flat";
     // Concatenate the position planes to the DiT's input (SynthSettings::position_channels; in_dim 6).
     bool position_channels = false;
+    // Curriculum: world samples with an object whose motion is listed here are skipped (the sample's seed is
+    // re-hashed until none is), e.g. ["left", "up"] so that every linear motion in the data goes right or
+    // down. The world is symmetric under time reversal + swapping the direction words; without the reverse
+    // directions it is not, so a model that ignores the sign is no longer a stationary point (docs/BENCHMARKS.md,
+    // "Motion direction"). Empty = the world's own distribution.
+    std::vector<std::string> exclude_motions;
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;

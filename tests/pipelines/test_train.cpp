@@ -253,3 +253,41 @@ TEST(PositionChannels, WarmStartFromAModelWithoutThemKeepsItsFunction) {
     EXPECT_LE(rel_error(warm.velocity(x, t, warm.encode({"a large blue square moving up slowly on a black background", ""})),
                         src.velocity(x, t, ctx)), 1e-4);
 }
+
+// Curriculum: exclude_motions removes every sample with such a motion from the data (deterministically), keeps the
+// rest of the world's variety, and a misspelt motion is a config error naming the choices.
+TEST(Train, ExcludeMotionsFiltersTheDataStream) {
+    auto c = tiny(1);
+    c.batch = 64;
+    c.cfg_dropout = 0.0;
+    c.exclude_motions = {"left", "up"};
+    int right = 0, down = 0, bouncing = 0;
+    for (int64_t step = 0; step < 3; ++step) {
+        auto b = make_train_batch(c, step);
+        auto again = make_train_batch(c, step);
+        EXPECT_EQ(b.prompts, again.prompts);
+        EXPECT_TRUE(torch::equal(b.videos, again.videos));
+        for (const auto& p : b.prompts) {
+            EXPECT_EQ(p.find("moving left"), std::string::npos) << p;
+            EXPECT_EQ(p.find("moving up"), std::string::npos) << p;
+            right += p.find("moving right") != std::string::npos;
+            down += p.find("moving down") != std::string::npos;
+            bouncing += p.find("bouncing") != std::string::npos;
+        }
+    }
+    EXPECT_GT(right, 10);
+    EXPECT_GT(down, 10);
+    EXPECT_GT(bouncing, 10);
+    // Without the filter the same stream has the excluded directions (the filter is what removes them).
+    c.exclude_motions.clear();
+    int left = 0;
+    for (const auto& p : make_train_batch(c, 0).prompts) left += p.find("moving left") != std::string::npos;
+    EXPECT_GT(left, 0);
+    auto j = nlohmann::json::parse(read_text_file(std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json"));
+    j["train"]["exclude_motions"] = {"sideways"};
+    auto err = error_of([&] { TrainConfig::from_json(j); });
+    EXPECT_NE(err.find("exclude_motions"), std::string::npos) << err;
+    EXPECT_NE(err.find("sideways"), std::string::npos) << err;
+    j["train"]["exclude_motions"] = {"left"};
+    EXPECT_EQ(TrainConfig::from_json(j).to_json()["train"]["exclude_motions"], nlohmann::json({"left"}));
+}
