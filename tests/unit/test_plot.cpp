@@ -47,6 +47,20 @@ TEST(Plot, FallingSeriesIsDrawnFalling) {
     EXPECT_NO_THROW(render_line_plot({1}, {1}, o));
 }
 
+// A log axis spanning less than a decade still gets several labelled grid lines (the stage-4 loss plot, 0.0045 to
+// 0.012, had only "0.01"): count the rows of the y-label column that carry text.
+TEST(Plot, NarrowLogRangeHasSeveralYLabels) {
+    std::vector<double> x, y;
+    for (int i = 0; i <= 100; ++i) x.push_back(i), y.push_back(0.012 - 0.0075 * i / 100.0);
+    LinePlotOptions o;
+    auto img = render_line_plot(x, y, o);
+    auto label_rows = (img[0].slice(1, 0, 62) < 0).any(1);  // left margin, left of the plot area
+    int64_t bands = 0;
+    for (int64_t r = 60; r < o.height - 50; ++r)
+        bands += label_rows[r].item<bool>() && !label_rows[r - 1].item<bool>();
+    EXPECT_GE(bands, 4);  // 0.005, 0.006, ..., 0.01
+}
+
 TEST(Plot, CliPlotsCsvColumnsAndRejectsBadFiles) {
     auto dir = temp_dir("plot");
     {
