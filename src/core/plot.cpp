@@ -82,13 +82,15 @@ torch::Tensor render_line_plot(const std::vector<double>& xs, const std::vector<
         // y grid + labels
         std::vector<double> yt;
         if (o.log_y) {
-            // Within one decade every integer multiple (a loss between 0.004 and 0.012 gets 0.005 ... 0.01), then
-            // 1/2/5, then powers of ten only.
-            const std::vector<double> ms = hi - lo < 1.0   ? std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9}
-                                           : hi - lo < 2.5 ? std::vector<double>{1, 2, 5}
-                                                           : std::vector<double>{1};
-            for (int d = static_cast<int>(std::floor(lo)); d <= static_cast<int>(std::ceil(hi)); ++d)
-                for (double m : ms) yt.push_back(m * std::pow(10.0, d));
+            if (hi - lo < 1.0) {
+                // Under a decade: linear "nice" steps between the end values (0.013..0.023 -> 0.014, 0.016, ...).
+                const double vlo = std::pow(10.0, lo), vhi = std::pow(10.0, hi), st = nice_step(vhi - vlo, 8);
+                for (int64_t k = static_cast<int64_t>(std::ceil(vlo / st)); k * st <= vhi; ++k) yt.push_back(k * st);
+            } else {
+                const bool fine = hi - lo < 2.5;
+                for (int d = static_cast<int>(std::floor(lo)); d <= static_cast<int>(std::ceil(hi)); ++d)
+                    for (double m : fine ? std::vector<double>{1, 2, 5} : std::vector<double>{1}) yt.push_back(m * std::pow(10.0, d));
+            }
         } else {
             const double st = nice_step(hi - lo, 6);
             for (double v = std::ceil(lo / st) * st; v <= hi; v += st) yt.push_back(v);

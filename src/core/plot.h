@@ -15,7 +15,7 @@ struct LinePlotOptions {
     int64_t width = 800, height = 450;
 };
 
-// One series y(x) (x increasing). Log-y puts grid lines at 1/2/5 x 10^k (every m x 10^k within one decade); x ticks at "nice" steps. Non-finite or
+// One series y(x) (x increasing). Log-y puts grid lines at 1/2/5 x 10^k (linear nice steps when the range is under a decade); x ticks at "nice" steps. Non-finite or
 // non-positive (log) values are skipped. Fewer than two points gives the empty frame with its labels.
 torch::Tensor render_line_plot(const std::vector<double>& x, const std::vector<double>& y, const LinePlotOptions& options);
 
