@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
 
         std::map<std::string, std::vector<double>> t;
         auto batch0 = make_train_batch(c, 0);
+        const auto pos = m.condition(c.batch);  // made once, as train does
         auto step = [&](const TrainBatch& b, bool timed) {
             auto mark = Clock::now();
             auto lap = [&](const char* name) {
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
             lap("1 host->device");
             auto xs = (1 - sigma) * x0 + sigma * eps;
             auto ctx = m.text_encoder->forward(ids);
-            auto v = m.velocity(xs, sigma.view({-1}) * 1000.0, ctx);
+            auto v = m.velocity(xs, sigma.view({-1}) * 1000.0, ctx, pos);
             auto loss = torch::mse_loss(v, eps - x0);
             lap("2 forward");
             if (flat)

@@ -9,8 +9,6 @@ AXIS = {"left": "h", "right": "h", "up": "v", "down": "v"}
 
 def prompted_motions(prompt):
     out = []
-    for obj in prompt.split(" background")[0::1]:
-        pass
     for m in re.finditer(r"(moving (left|right|up|down)|bouncing|staying still)", prompt):
         out.append(m.group(2) or ("bouncing" if m.group(1) == "bouncing" else "still"))
     return out

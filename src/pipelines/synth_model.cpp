@@ -67,8 +67,9 @@ torch::Tensor SynthModel::condition(int64_t batch) const {
         .to(dit->device());
 }
 
-torch::Tensor SynthModel::velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context) {
-    auto y = condition(x.size(0));
+torch::Tensor SynthModel::velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
+                                   const torch::Tensor& y_in) {
+    const auto y = y_in.defined() ? y_in : condition(x.size(0));
     return dit->forward(y.defined() ? torch::cat({x.to(y.device(), torch::kFloat32), y}, 1) : x, t, context);
 }
 
@@ -84,7 +85,7 @@ torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width) {
     return torch::stack({t, i, j}, 0).contiguous();  // [3, T, H, W]
 }
 
-int64_t expected_in_dim(const SynthSettings& s, int64_t out_dim) { return out_dim + (s.position_channels ? 3 : 0); }
+int64_t expected_in_dim(bool position_channels, int64_t out_dim) { return out_dim + (position_channels ? 3 : 0); }
 
 torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, const std::vector<uint64_t>& seeds,
                                    const SampleOptions& options) {
@@ -119,10 +120,10 @@ SynthModel load_synth_model(const std::string& dir, torch::Device device, Precis
     }
     m.dit = load_wan_model(dir, device, precision).model;
     const auto& dc = m.dit->config();
-    SURGEON_CHECK(dc.in_dim == expected_in_dim(m.settings, dc.out_dim),
+    SURGEON_CHECK(dc.in_dim == expected_in_dim(m.settings.position_channels, dc.out_dim),
                   "{}: DiT in_dim {} does not fit out_dim {} {} position channels (surgeon.json position_channels: {}); expected in_dim {}",
                   dir, dc.in_dim, dc.out_dim, m.settings.position_channels ? "plus 3" : "without", m.settings.position_channels,
-                  expected_in_dim(m.settings, dc.out_dim));
+                  expected_in_dim(m.settings.position_channels, dc.out_dim));
     auto cfg = m.settings.text_encoder;
     if (cfg.vocab_size == 0) cfg.vocab_size = m.tokenizer.vocab_size();
     SURGEON_CHECK(cfg.dim == m.dit->config().text_dim, "{}: text encoder dim {} != DiT text_dim {}", dir, cfg.dim,

@@ -46,16 +46,18 @@ struct SynthModel {
     // device, or an undefined tensor when the model has no position channels.
     torch::Tensor condition(int64_t batch) const;
     // The DiT's velocity for videos x [B, out_dim, T, H, W] at timesteps t [B] (sigma * 1000): the forward with
-    // this model's conditioning concatenated.
-    torch::Tensor velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context);
+    // this model's conditioning concatenated. `y` = condition(B) when given (a loop passes it once made), else
+    // made here.
+    torch::Tensor velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
+                           const torch::Tensor& y = {});
     void to(torch::Device device);
 };
 
 // Position planes [3, T, H, W] float32: channel 0 the frame, 1 the row, 2 the column, each mapped linearly to
 // [-1, 1] over the clip / frame (pixel centres; a single frame or row is 0).
 torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width);
-// in_dim the DiT must have for these settings and out_dim (checked at load and in train configs).
-int64_t expected_in_dim(const SynthSettings& s, int64_t out_dim);
+// in_dim the DiT must have for out_dim with or without position channels (checked at load and in train configs).
+int64_t expected_in_dim(bool position_channels, int64_t out_dim);
 
 bool is_synth_model_folder(const std::string& dir);
 SynthModel load_synth_model(const std::string& dir, torch::Device device = torch::kCPU,

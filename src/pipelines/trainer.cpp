@@ -63,8 +63,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
         fail("train config: {}", e.what());
     }
     SURGEON_CHECK(c.model.out_dim == 3, "train config: model out_dim must be 3 (RGB pixels), got {}", c.model.out_dim);
-    SURGEON_CHECK(c.model.in_dim == (c.position_channels ? 6 : 3),
-                  "train config: model in_dim must be {} (RGB{}), got {}", c.position_channels ? 6 : 3,
+    const int64_t in_dim = expected_in_dim(c.position_channels, c.model.out_dim);
+    SURGEON_CHECK(c.model.in_dim == in_dim, "train config: model in_dim must be {} (RGB{}), got {}", in_dim,
                   c.position_channels ? " + 3 position channels" : "; set \"position_channels\": true for 6", c.model.in_dim);
     SURGEON_CHECK(c.text_encoder.dim == c.model.text_dim, "train config: text_encoder.dim {} != model.text_dim {}",
                   c.text_encoder.dim, c.model.text_dim);
@@ -432,10 +432,9 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto eps = b.eps.to(dev, /*non_blocking=*/true);                    // [B, 3, T, H, W]
         auto sigma = b.sigma.to(dev).view({-1, 1, 1, 1, 1});
         auto xs = (1 - sigma) * x0 + sigma * eps;
-        if (pos.defined()) xs = torch::cat({xs, pos}, 1);  // [B, 6, T, H, W]
         auto ids = m.tokenizer.encode_batch(b.prompts, c.text_encoder.text_len).to(dev);
         auto ctx = m.text_encoder->forward(ids);
-        auto v = m.dit->forward(xs, sigma.view({-1}) * 1000.0, ctx);
+        auto v = m.velocity(xs, sigma.view({-1}) * 1000.0, ctx, pos);
         auto loss = torch::mse_loss(v, eps - x0);
         torch::Tensor gn;
         if (flat) {
