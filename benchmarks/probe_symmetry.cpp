@@ -45,7 +45,13 @@ int main(int argc, char** argv) {
                 auto g = m.velocity(xs.flip({dim}), t, ctx).flip({dim});
                 return ((g - f).norm() / f.norm()).item<double>();
             };
-            std::printf("sigma %.2f: time reversal %.4f  horizontal flip %.4f  vertical flip %.4f\n", s, rel(2), rel(4), rel(3));
+            // A fixed random frame order: a model without temporal position information commutes with it too.
+            auto perm = torch::randperm(xs.size(2), torch::TensorOptions().dtype(torch::kLong));
+            auto inv = torch::argsort(perm);
+            auto gp = m.velocity(xs.index_select(2, perm), t, ctx).index_select(2, inv);
+            const double shuffle = ((gp - f).norm() / f.norm()).item<double>();
+            std::printf("sigma %.2f: time reversal %.4f  horizontal flip %.4f  vertical flip %.4f  frame shuffle %.4f\n", s,
+                        rel(2), rel(4), rel(3), shuffle);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
