@@ -24,7 +24,8 @@ if has build; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
     -DSURGEON_VENDORED_DEPS="$PWD/.deps" -DSURGEON_GOLDEN_DIR="$PWD/.golden" >/tmp/configure.log 2>&1 || { tail -20 /tmp/configure.log; exit 1; }
   start=$(date +%s)
-  cmake --build build-gpu -j 16 -- -k 0 >/tmp/build.log 2>&1 || { grep -E "error:|FAILED" /tmp/build.log | head -30; exit 1; }
+  # BUILD_TARGETS (e.g. "surgeon probe_conditioning"): only those, for a session that only trains and evaluates.
+  cmake --build build-gpu -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} -- -k 0 >/tmp/build.log 2>&1 || { grep -E "error:|FAILED" /tmp/build.log | head -30; exit 1; }
   echo "build: $(( $(date +%s) - start )) s"
 fi
 if has test; then

@@ -26,6 +26,7 @@ def main(path):
         if w in OPP:
             kind = "right" if got == w else "reversed" if got == OPP[w] else "other axis" if got in AXIS and AXIS[got] != AXIS[w] else got
             tally["linear"][kind] += 1
+            tally[f"  {w:6s}->"][got] += 1  # what a prompted direction came out as
         else:
             tally[w]["right" if got == w else got] += 1
     print(f"{path}: score {d['score']:.4f}, motion {d['metrics']['motion']:.4f}")

@@ -3,6 +3,7 @@
 // a resumed run sees exactly the batches an uninterrupted one would.
 #include "pipelines/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -59,6 +60,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.init_from = t.value("init_from", c.init_from);
         c.optimizer = t.value("optimizer", c.optimizer);
         c.exclude_motions = t.value("exclude_motions", c.exclude_motions);
+        c.position_init_std = t.value("position_init_std", c.position_init_std);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -91,6 +93,10 @@ TrainConfig TrainConfig::from_json(const json& j) {
             fail("train config: exclude_motions: {}", e.what());
         }
     }
+    SURGEON_CHECK(c.position_init_std >= 0 && c.position_init_std < 1,
+                  "train config: position_init_std must be in [0, 1), got {}", c.position_init_std);
+    SURGEON_CHECK(c.position_init_std == 0 || c.position_channels,
+                  "train config: position_init_std needs \"position_channels\": true");
     SURGEON_CHECK(c.exclude_motions.size() < static_cast<size_t>(world::kNumMotions),
                   "train config: exclude_motions leaves no motion to train on");
     return c;
@@ -110,7 +116,7 @@ json TrainConfig::to_json() const {
                   {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
                   {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer},
-                  {"exclude_motions", exclude_motions}};
+                  {"exclude_motions", exclude_motions}, {"position_init_std", position_init_std}};
     return j;
 }
 
@@ -244,6 +250,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     }
     atomic_write(cfg_path.string(), [&](std::ostream& o) { o << record.to_json().dump(1) << "\n"; });
 
+    SURGEON_CHECK(c.position_init_std == 0 || !c.init_from.empty(),
+                  "train: position_init_std applies to a warm start; a fresh model's patch embedding is random already");
     SynthModel m = init_synth_model(c);
     if (!c.init_from.empty()) {
         // Strict: every tensor of the folder must match this config's model by name, shape and (after the
@@ -265,6 +273,13 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             w = wide;
             std::fprintf(stderr, "train: --init-from %s has no position channels; added 3, zero-initialised\n",
                          c.init_from.c_str());
+        }
+        if (c.position_init_std > 0) {
+            auto& w = dit.at("patch_embedding.weight");  // [dim, 3 + 3, p0, p1, p2]
+            auto gen = at::detail::createCPUGenerator(c.seed ^ 0x9051u);
+            w = w.clone();
+            w.narrow(1, w.size(1) - 3, 3).normal_(0.0, c.position_init_std, gen);
+            std::fprintf(stderr, "train: position-channel weights drawn from N(0, %g^2)\n", c.position_init_std);
         }
         load_state_dict_strict(*m.dit, dit, {}, c.init_from);
         world::load_text_encoder_state(m.text_encoder, world::text_encoder_state(src.text_encoder));

@@ -42,6 +42,11 @@ struct TrainConfig {
     // directions it is not, so a model that ignores the sign is no longer a stationary point (docs/BENCHMARKS.md,
     // "Motion direction"). Empty = the world's own distribution.
     std::vector<std::string> exclude_motions;
+    // Warm start only: > 0 draws the patch embedding's position-channel weights from N(0, std^2) (seeded by `seed`)
+    // instead of copying them from the source (or zeros when the source has none). Zero position weights are a
+    // saddle: the frame/column planes only help together with a readout of the direction word, and each has no
+    // first-order gradient while the other is zero (docs/BENCHMARKS.md, "Motion direction"). 0 = keep.
+    double position_init_std = 0.0;
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;

@@ -254,6 +254,44 @@ TEST(PositionChannels, WarmStartFromAModelWithoutThemKeepsItsFunction) {
                         src.velocity(x, t, ctx)), 1e-4);
 }
 
+// position_init_std: on a warm start the position-channel weights are drawn from N(0, std^2) (RMS near std, the
+// same draw for the same seed) while every other weight is the source's; it needs position channels and a warm start.
+TEST(PositionChannels, InitStdRedrawsOnlyThePositionWeights) {
+    auto src_dir = temp_dir("train_pos_std_src");
+    train_synth_model(tiny(5), src_dir, false, false);
+    auto run = [&](const std::string& name) {
+        auto c = tiny(1);
+        c.position_channels = true;
+        c.model.in_dim = 6;
+        c.init_from = src_dir + "/model";
+        c.position_init_std = 0.05;
+        c.lr = 1e-12;
+        c.ema = 0;  // export the step-1 weights themselves
+        auto dir = temp_dir(name);
+        train_synth_model(c, dir, false, false);
+        return load_synth_model(dir + "/model");
+    };
+    auto a = run("train_pos_std_a"), b = run("train_pos_std_b");
+    auto src = load_synth_model(src_dir + "/model");
+    auto wa = a.dit->patch_embedding->weight.detach(), wb = b.dit->patch_embedding->weight.detach();
+    auto ws = src.dit->patch_embedding->weight.detach();
+    const double rms = wa.narrow(1, 3, 3).pow(2).mean().sqrt().item<double>();
+    EXPECT_NEAR(rms, 0.05, 0.005);
+    EXPECT_LE((wa.narrow(1, 3, 3) - wb.narrow(1, 3, 3)).abs().max().item<double>(), 1e-6);  // seeded
+    // The stored weights are bf16: the RGB columns agree with the source to its rounding.
+    EXPECT_LE((wa.narrow(1, 0, 3) - ws).abs().max().item<double>(), 1e-6);
+    EXPECT_LE((a.dit->head->head->weight - src.dit->head->head->weight).abs().max().item<double>(), 1e-6);
+
+    auto c = tiny(1);
+    c.position_init_std = 0.05;
+    auto err = error_of([&] { TrainConfig::from_json(c.to_json()); });
+    EXPECT_NE(err.find("position_init_std needs"), std::string::npos) << err;
+    c.position_channels = true;
+    c.model.in_dim = 6;
+    err = error_of([&] { train_synth_model(c, temp_dir("train_pos_std_fresh"), false, false); });
+    EXPECT_NE(err.find("applies to a warm start"), std::string::npos) << err;
+}
+
 // Curriculum: exclude_motions removes every sample with such a motion from the data (deterministically), keeps the
 // rest of the world's variety, and a misspelt motion is a config error naming the choices.
 TEST(Train, ExcludeMotionsFiltersTheDataStream) {
