@@ -53,34 +53,19 @@ double nice_step(double range, int n) {
 }  // namespace
 
 torch::Tensor render_line_plot(const std::vector<double>& xs, const std::vector<double>& ys, const LinePlotOptions& o) {
-    const int64_t H = o.height, W = o.width, left = 70, right = 20, top = 56, bottom = 50;
-    auto img = torch::ones({3, H, W});
-    auto a = img.accessor<float, 3>();
-    auto px = [&](int64_t x, int64_t y, std::array<float, 3> c) {
-        if (x < 0 || y < 0 || x >= W || y >= H) return;
-        for (int k = 0; k < 3; ++k) a[k][y][x] = c[k];
-    };
-    const std::array<float, 3> black{-1, -1, -1}, grid{0.6f, 0.6f, 0.6f}, line{-1, -0.4f, 0.6f};
-    const int64_t x0 = left, x1 = W - right, y0 = top, y1 = H - bottom;  // plot area [x0, x1] x [y0, y1]
-    draw_text(img, (W - text_width(o.title, 2)) / 2, 8, o.title, 2, black);
-    draw_text(img, (x0 + x1 - text_width(o.x_label, 2)) / 2, H - 22, o.x_label, 2, black);
-    draw_text(img, 6, y0 - 18, o.y_label, 2, black);
-
     std::vector<std::pair<double, double>> pts;
     for (size_t i = 0; i < xs.size() && i < ys.size(); ++i)
         if (std::isfinite(xs[i]) && std::isfinite(ys[i]) && (!o.log_y || ys[i] > 0)) pts.push_back({xs[i], ys[i]});
+    // y range and ticks first: the left margin is as wide as the widest tick label.
+    auto fy = [&](double v) { return o.log_y ? std::log10(v) : v; };
+    double lo = 1e300, hi = -1e300;
+    std::vector<double> yt;
+    int64_t label_w = 0;
     if (pts.size() >= 2) {
-        auto fy = [&](double v) { return o.log_y ? std::log10(v) : v; };
-        double lo = 1e300, hi = -1e300;
         for (auto& p : pts) lo = std::min(lo, fy(p.second)), hi = std::max(hi, fy(p.second));
         if (hi - lo < 1e-9) lo -= 0.5, hi += 0.5;
         const double pad = 0.03 * (hi - lo);
         lo -= pad, hi += pad;
-        const double sx0 = pts.front().first, sx1 = std::max(pts.back().first, sx0 + 1);
-        auto X = [&](double v) { return x0 + static_cast<int64_t>(std::lround((v - sx0) / (sx1 - sx0) * (x1 - x0))); };
-        auto Y = [&](double v) { return y1 - static_cast<int64_t>(std::lround((fy(v) - lo) / (hi - lo) * (y1 - y0))); };
-        // y grid + labels
-        std::vector<double> yt;
         if (o.log_y) {
             if (hi - lo < 1.0) {
                 // Under a decade: linear "nice" steps between the end values (0.013..0.023 -> 0.014, 0.016, ...).
@@ -95,8 +80,28 @@ torch::Tensor render_line_plot(const std::vector<double>& xs, const std::vector<
             const double st = nice_step(hi - lo, 6);
             for (double v = std::ceil(lo / st) * st; v <= hi; v += st) yt.push_back(v);
         }
+        yt.erase(std::remove_if(yt.begin(), yt.end(), [&](double v) { return fy(v) < lo || fy(v) > hi; }), yt.end());
+        for (double v : yt) label_w = std::max(label_w, text_width(tick_label(v), 2));
+    }
+    const int64_t H = o.height, W = o.width, left = std::max<int64_t>(70, label_w + 18), right = 20, top = 56, bottom = 50;
+    auto img = torch::ones({3, H, W});
+    auto a = img.accessor<float, 3>();
+    auto px = [&](int64_t x, int64_t y, std::array<float, 3> c) {
+        if (x < 0 || y < 0 || x >= W || y >= H) return;
+        for (int k = 0; k < 3; ++k) a[k][y][x] = c[k];
+    };
+    const std::array<float, 3> black{-1, -1, -1}, grid{0.6f, 0.6f, 0.6f}, line{-1, -0.4f, 0.6f};
+    const int64_t x0 = left, x1 = W - right, y0 = top, y1 = H - bottom;  // plot area [x0, x1] x [y0, y1]
+    draw_text(img, (W - text_width(o.title, 2)) / 2, 8, o.title, 2, black);
+    draw_text(img, (x0 + x1 - text_width(o.x_label, 2)) / 2, H - 22, o.x_label, 2, black);
+    draw_text(img, 6, y0 - 18, o.y_label, 2, black);
+
+    if (pts.size() >= 2) {
+        const double sx0 = pts.front().first, sx1 = std::max(pts.back().first, sx0 + 1);
+        auto X = [&](double v) { return x0 + static_cast<int64_t>(std::lround((v - sx0) / (sx1 - sx0) * (x1 - x0))); };
+        auto Y = [&](double v) { return y1 - static_cast<int64_t>(std::lround((fy(v) - lo) / (hi - lo) * (y1 - y0))); };
+        // y grid + labels
         for (double v : yt) {
-            if (fy(v) < lo || fy(v) > hi) continue;
             const int64_t y = Y(v);
             for (int64_t x = x0; x <= x1; x += 3) px(x, y, grid);
             const std::string s = tick_label(v);
