@@ -61,6 +61,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.optimizer = t.value("optimizer", c.optimizer);
         c.exclude_motions = t.value("exclude_motions", c.exclude_motions);
         c.position_init_std = t.value("position_init_std", c.position_init_std);
+        c.direction_contrast = t.value("direction_contrast", c.direction_contrast);
+        c.direction_margin = t.value("direction_margin", c.direction_margin);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -95,6 +97,9 @@ TrainConfig TrainConfig::from_json(const json& j) {
     }
     SURGEON_CHECK(c.position_init_std >= 0 && c.position_init_std < 1,
                   "train config: position_init_std must be in [0, 1), got {}", c.position_init_std);
+    SURGEON_CHECK(c.direction_contrast >= 0 && c.direction_margin >= 0,
+                  "train config: direction_contrast and direction_margin must be >= 0, got {} and {}",
+                  c.direction_contrast, c.direction_margin);
     SURGEON_CHECK(c.position_init_std == 0 || c.position_channels,
                   "train config: position_init_std needs \"position_channels\": true");
     SURGEON_CHECK(c.exclude_motions.size() < static_cast<size_t>(world::kNumMotions),
@@ -116,7 +121,8 @@ json TrainConfig::to_json() const {
                   {"logit_std", logit_std}, {"cfg_dropout", cfg_dropout}, {"seed", seed}, {"log_every", log_every},
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
                   {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer},
-                  {"exclude_motions", exclude_motions}, {"position_init_std", position_init_std}};
+                  {"exclude_motions", exclude_motions}, {"position_init_std", position_init_std},
+                  {"direction_contrast", direction_contrast}, {"direction_margin", direction_margin}};
     return j;
 }
 
@@ -128,6 +134,19 @@ uint64_t splitmix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
+}
+
+// The clip played backwards has the same spec with every direction swapped; `swapped` says whether any was.
+world::WorldSpec reverse_directions(world::WorldSpec spec, bool* swapped) {
+    using world::Motion;
+    *swapped = false;
+    for (auto& o : spec.objects) {
+        const Motion m = o.motion;
+        o.motion = m == Motion::Left ? Motion::Right : m == Motion::Right ? Motion::Left : m == Motion::Up ? Motion::Down
+                 : m == Motion::Down ? Motion::Up : m;
+        *swapped = *swapped || o.motion != m;
+    }
+    return spec;
 }
 
 bool excluded(const TrainConfig& c, const world::WorldSpec& spec) {
@@ -144,6 +163,7 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
     const int64_t B = c.batch;
     std::vector<torch::Tensor> vids(B);
     b.prompts.resize(B);
+    std::vector<std::string> swapped(B);
     at::parallel_for(0, B, 1, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) {
             uint64_t seed = c.seed * 1000000000ull + static_cast<uint64_t>(step * B + i);
@@ -152,8 +172,13 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
             vids[i] = world::render(spec, c.world);
             const double u = static_cast<double>(splitmix(seed ^ 0xc0ffee) >> 11) / 9007199254740992.0;
             b.prompts[i] = u < c.cfg_dropout ? "" : world::prompt(spec);
+            bool any = false;
+            const auto rev = reverse_directions(spec, &any);
+            if (c.direction_contrast > 0 && any && !b.prompts[i].empty()) swapped[i] = world::prompt(rev);
         }
     });
+    for (int64_t i = 0; i < B; ++i)
+        if (!swapped[i].empty()) b.swapped_index.push_back(i), b.swapped_prompts.push_back(std::move(swapped[i]));
     b.videos = torch::stack(vids, 0);
     // Noise and sigma from a per-step CPU generator: identical across resume and devices. Drawn here, on the
     // prefetch thread, so the ~35 ms of CPU randn per batch does not stall the GPU loop.
@@ -451,15 +476,27 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto ctx = m.text_encoder->forward(ids);
         auto v = m.velocity(xs, sigma.view({-1}) * 1000.0, ctx, pos);
         auto loss = torch::mse_loss(v, eps - x0);
+        auto objective = loss;
+        if (c.direction_contrast > 0 && !b.swapped_index.empty()) {
+            // The same noisy clips, told the reverse direction, must do worse than with the true prompt.
+            auto idx = torch::tensor(b.swapped_index, torch::kLong).to(dev);
+            auto ids_s = m.tokenizer.encode_batch(b.swapped_prompts, c.text_encoder.text_len).to(dev);
+            auto v_s = m.velocity(xs.index_select(0, idx), sigma.view({-1}).index_select(0, idx) * 1000.0,
+                                  m.text_encoder->forward(ids_s), pos.defined() ? pos.index_select(0, idx) : pos);
+            auto target = (eps - x0).index_select(0, idx);
+            auto l_true = (v.index_select(0, idx) - target).pow(2).mean({1, 2, 3, 4});
+            auto l_swap = (v_s - target).pow(2).mean({1, 2, 3, 4});
+            objective = loss + c.direction_contrast * torch::relu((1 + c.direction_margin) * l_true - l_swap).mean();
+        }
         torch::Tensor gn;
         if (flat) {
             fopt->zero_grad();
-            loss.backward();
+            objective.backward();
             gn = fopt->clip_grad_norm(c.grad_clip);
             fopt->step(lr);
         } else {
             topt->zero_grad();
-            loss.backward();
+            objective.backward();
             gn = torch::tensor(torch::nn::utils::clip_grad_norm_(all, c.grad_clip), torch::kFloat64);
             topt->step();
         }

@@ -47,6 +47,12 @@ struct TrainConfig {
     // saddle: the frame/column planes only help together with a readout of the direction word, and each has no
     // first-order gradient while the other is zero (docs/BENCHMARKS.md, "Motion direction"). 0 = keep.
     double position_init_std = 0.0;
+    // Direction contrast: for each sample with a linear motion, also the loss with the direction words swapped
+    // (left <-> right, up <-> down: the prompt of the time-reversed clip) at the same noisy input, and
+    // direction_contrast * mean(relu((1 + direction_margin) * loss_true - loss_swapped)) is added to the loss: the
+    // swapped prompt must predict this clip worse than the true one. 0 = off (docs/BENCHMARKS.md, "Motion direction").
+    double direction_contrast = 0.0;
+    double direction_margin = 0.1;
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;
@@ -63,6 +69,10 @@ struct TrainResult {
 struct TrainBatch {
     torch::Tensor videos, eps, sigma;
     std::vector<std::string> prompts;
+    // direction_contrast > 0: the direction-swapped prompts of the samples in `swapped_index` (those with a linear
+    // motion and a non-empty prompt), in that order.
+    std::vector<std::string> swapped_prompts;
+    std::vector<int64_t> swapped_index;
 };
 TrainBatch make_train_batch(const TrainConfig& config, int64_t step);
 

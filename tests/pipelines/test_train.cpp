@@ -1,6 +1,7 @@
 // `surgeon train` on a tiny config: the loss falls, the exported model loads and generates, and a run that is
 // stopped and resumed ends with the same weights as an uninterrupted one.
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include "core/error.h"
@@ -290,6 +291,57 @@ TEST(PositionChannels, InitStdRedrawsOnlyThePositionWeights) {
     c.model.in_dim = 6;
     err = error_of([&] { train_synth_model(c, temp_dir("train_pos_std_fresh"), false, false); });
     EXPECT_NE(err.find("applies to a warm start"), std::string::npos) << err;
+}
+
+// direction_contrast: the batch carries, for exactly the samples with a linear motion and a non-empty prompt, their
+// prompt with "moving left/right/up/down" swapped (the time-reversed clip's prompt); the term changes training.
+TEST(Train, DirectionContrastSwapsTheDirectionWords) {
+    auto c = tiny(1);
+    c.batch = 64;
+    c.cfg_dropout = 0.2;
+    c.direction_contrast = 0.5;
+    const auto b = make_train_batch(c, 3);
+    auto swap = [](const std::string& p) {
+        static const std::map<std::string, std::string> rev{
+            {"moving left", "moving right"}, {"moving right", "moving left"}, {"moving up", "moving down"}, {"moving down", "moving up"}};
+        std::string out;
+        for (size_t i = 0; i < p.size();) {
+            bool hit = false;
+            for (const auto& [a, r] : rev)
+                if (p.compare(i, a.size(), a) == 0) {
+                    out += r, i += a.size(), hit = true;
+                    break;
+                }
+            if (!hit) out += p[i++];
+        }
+        return out;
+    };
+    std::vector<int64_t> want;
+    for (int64_t i = 0; i < c.batch; ++i)
+        if (!b.prompts[i].empty() && swap(b.prompts[i]) != b.prompts[i]) want.push_back(i);
+    ASSERT_EQ(b.swapped_index, want);
+    ASSERT_GE(want.size(), 10u);
+    ASSERT_LT(want.size(), 64u);
+    for (size_t k = 0; k < want.size(); ++k) EXPECT_EQ(b.swapped_prompts[k], swap(b.prompts[want[k]])) << b.prompts[want[k]];
+    c.direction_contrast = 0;
+    EXPECT_TRUE(make_train_batch(c, 3).swapped_index.empty());
+
+    // Same data and init, with and without the term: the weights after 3 steps differ, the loss stays finite.
+    auto run = [&](double lambda, const std::string& name) {
+        auto t = tiny(3);
+        t.direction_contrast = lambda;
+        t.ema = 0;
+        auto dir = temp_dir(name);
+        auto r = train_synth_model(t, dir, false, false);
+        EXPECT_TRUE(std::isfinite(r.final_loss));
+        return load_synth_model(dir + "/model");
+    };
+    auto with = run(1.0, "train_dc_on"), without = run(0.0, "train_dc_off");
+    EXPECT_GT((with.dit->block(0)->self_attn->q->weight - without.dit->block(0)->self_attn->q->weight).abs().max().item<double>(), 0);
+    auto bad = tiny(1);
+    bad.direction_margin = -1;
+    auto err = error_of([&] { TrainConfig::from_json(bad.to_json()); });
+    EXPECT_NE(err.find("direction_margin must be >= 0"), std::string::npos) << err;
 }
 
 // Curriculum: exclude_motions removes every sample with such a motion from the data (deterministically), keeps the
