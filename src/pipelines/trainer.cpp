@@ -461,6 +461,11 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     // so the CPU can queue the next step's kernels while the GPU finishes this one.
     torch::Tensor window_loss, window_gn;
     int64_t window_n = 0;
+    // direction_contrast: mean relative gap (loss_swapped - loss_true) / loss_true over the window, shown with the
+    // loss (the train log then says whether the model starts to use the direction word).
+    torch::Tensor window_gap;
+    int64_t gap_n = 0;
+    std::string gap_text;
     TrainResult res;
     for (int64_t step = start; step < c.steps; ++step) {
         TrainBatch b = next.get();
@@ -487,6 +492,10 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             auto l_true = (v.index_select(0, idx) - target).pow(2).mean({1, 2, 3, 4});
             auto l_swap = (v_s - target).pow(2).mean({1, 2, 3, 4});
             objective = loss + c.direction_contrast * torch::relu((1 + c.direction_margin) * l_true - l_swap).mean();
+            torch::NoGradGuard ng;
+            auto gap = ((l_swap - l_true) / l_true.clamp_min(1e-12)).mean().to(torch::kFloat64);
+            window_gap = gap_n == 0 ? gap : window_gap + gap;
+            ++gap_n;
         }
         torch::Tensor gn;
         if (flat) {
@@ -526,8 +535,10 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             hist.push_back({static_cast<double>(step + 1), l, lr, g, elapsed()});
             res.final_loss = l;
             window_n = 0;
+            if (gap_n > 0) gap_text = fmt::format(" dir gap {:+.1f}%", 100.0 * window_gap.item<double>() / gap_n);
+            gap_n = 0;
         }
-        bar.update(step + 1, hist.empty() ? std::string("loss -") : fmt::format("loss {:.4f}", hist.back()[1]));
+        bar.update(step + 1, hist.empty() ? std::string("loss -") : fmt::format("loss {:.4f}{}", hist.back()[1], gap_text));
         const bool timed_out = time_limit_s > 0 &&
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= time_limit_s;
         const bool stop = ((stop_after > 0 && step + 1 >= stop_after) || timed_out) && step + 1 < c.steps;
