@@ -61,8 +61,9 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.optimizer = t.value("optimizer", c.optimizer);
         c.exclude_motions = t.value("exclude_motions", c.exclude_motions);
         c.position_init_std = t.value("position_init_std", c.position_init_std);
-        c.direction_contrast = t.value("direction_contrast", c.direction_contrast);
-        c.direction_margin = t.value("direction_margin", c.direction_margin);
+        c.swap_contrast = t.value("swap_contrast", c.swap_contrast);
+        c.swap_margin = t.value("swap_margin", c.swap_margin);
+        c.swap_kinds = t.value("swap_kinds", c.swap_kinds);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -97,9 +98,12 @@ TrainConfig TrainConfig::from_json(const json& j) {
     }
     SURGEON_CHECK(c.position_init_std >= 0 && c.position_init_std < 1,
                   "train config: position_init_std must be in [0, 1), got {}", c.position_init_std);
-    SURGEON_CHECK(c.direction_contrast >= 0 && c.direction_margin >= 0,
-                  "train config: direction_contrast and direction_margin must be >= 0, got {} and {}",
-                  c.direction_contrast, c.direction_margin);
+    SURGEON_CHECK(c.swap_contrast >= 0 && c.swap_margin >= 0,
+                  "train config: swap_contrast and swap_margin must be >= 0, got {} and {}", c.swap_contrast,
+                  c.swap_margin);
+    for (const auto& k : c.swap_kinds)
+        SURGEON_CHECK(k == "direction" || k == "gradient", "train config: swap_kinds: unknown '{}' (direction, gradient)", k);
+    SURGEON_CHECK(c.swap_contrast == 0 || !c.swap_kinds.empty(), "train config: swap_contrast needs at least one swap_kinds entry");
     SURGEON_CHECK(c.position_init_std == 0 || c.position_channels,
                   "train config: position_init_std needs \"position_channels\": true");
     SURGEON_CHECK(c.exclude_motions.size() < static_cast<size_t>(world::kNumMotions),
@@ -122,7 +126,7 @@ json TrainConfig::to_json() const {
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
                   {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer},
                   {"exclude_motions", exclude_motions}, {"position_init_std", position_init_std},
-                  {"direction_contrast", direction_contrast}, {"direction_margin", direction_margin}};
+                  {"swap_contrast", swap_contrast}, {"swap_margin", swap_margin}, {"swap_kinds", swap_kinds}};
     return j;
 }
 
@@ -149,6 +153,25 @@ world::WorldSpec reverse_directions(world::WorldSpec spec, bool* swapped) {
     return spec;
 }
 
+// The prompt to contrast with (swap_contrast), or "" when the sample has nothing of swap_kinds to swap.
+std::string swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, uint64_t seed) {
+    std::vector<world::WorldSpec> options;
+    bool any = false;
+    for (const auto& k : c.swap_kinds) {
+        if (k == "direction") {
+            auto rev = reverse_directions(spec, &any);
+            if (any) options.push_back(std::move(rev));
+        } else if (k == "gradient" && spec.background.kind != world::BackgroundKind::Solid &&
+                   spec.background.first != spec.background.second) {
+            auto mirrored = spec;
+            std::swap(mirrored.background.first, mirrored.background.second);
+            options.push_back(std::move(mirrored));
+        }
+    }
+    if (options.empty()) return {};
+    return world::prompt(options[splitmix(seed ^ 0x5a5a) % options.size()]);
+}
+
 bool excluded(const TrainConfig& c, const world::WorldSpec& spec) {
     for (const auto& o : spec.objects)
         for (const auto& m : c.exclude_motions)
@@ -172,9 +195,7 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
             vids[i] = world::render(spec, c.world);
             const double u = static_cast<double>(splitmix(seed ^ 0xc0ffee) >> 11) / 9007199254740992.0;
             b.prompts[i] = u < c.cfg_dropout ? "" : world::prompt(spec);
-            bool any = false;
-            const auto rev = reverse_directions(spec, &any);
-            if (c.direction_contrast > 0 && any && !b.prompts[i].empty()) swapped[i] = world::prompt(rev);
+            if (c.swap_contrast > 0 && !b.prompts[i].empty()) swapped[i] = swapped_prompt(c, spec, seed);
         }
     });
     for (int64_t i = 0; i < B; ++i)
@@ -461,7 +482,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     // so the CPU can queue the next step's kernels while the GPU finishes this one.
     torch::Tensor window_loss, window_gn;
     int64_t window_n = 0;
-    // direction_contrast: mean relative gap (loss_swapped - loss_true) / loss_true over the window, shown with the
+    // swap_contrast: mean relative gap (loss_swapped - loss_true) / loss_true over the window, shown with the
     // loss (the train log then says whether the model starts to use the direction word).
     torch::Tensor window_gap;
     int64_t gap_n = 0;
@@ -482,8 +503,9 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto v = m.velocity(xs, sigma.view({-1}) * 1000.0, ctx, pos);
         auto loss = torch::mse_loss(v, eps - x0);
         auto objective = loss;
-        if (c.direction_contrast > 0 && !b.swapped_index.empty()) {
-            // The same noisy clips, told the reverse direction, must do worse than with the true prompt.
+        if (c.swap_contrast > 0 && !b.swapped_index.empty()) {
+            // The same noisy clips, told the reverse direction or the mirrored gradient, must do worse than with the
+            // true prompt.
             auto idx = torch::tensor(b.swapped_index, torch::kLong).to(dev);
             auto ids_s = m.tokenizer.encode_batch(b.swapped_prompts, c.text_encoder.text_len).to(dev);
             auto v_s = m.velocity(xs.index_select(0, idx), sigma.view({-1}).index_select(0, idx) * 1000.0,
@@ -491,7 +513,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             auto target = (eps - x0).index_select(0, idx);
             auto l_true = (v.index_select(0, idx) - target).pow(2).mean({1, 2, 3, 4});
             auto l_swap = (v_s - target).pow(2).mean({1, 2, 3, 4});
-            objective = loss + c.direction_contrast * torch::relu((1 + c.direction_margin) * l_true - l_swap).mean();
+            objective = loss + c.swap_contrast * torch::relu((1 + c.swap_margin) * l_true - l_swap).mean();
             torch::NoGradGuard ng;
             auto gap = ((l_swap - l_true) / l_true.clamp_min(1e-12)).mean().to(torch::kFloat64);
             window_gap = gap_n == 0 ? gap : window_gap + gap;
@@ -535,7 +557,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             hist.push_back({static_cast<double>(step + 1), l, lr, g, elapsed()});
             res.final_loss = l;
             window_n = 0;
-            if (gap_n > 0) gap_text = fmt::format(" dir gap {:+.1f}%", 100.0 * window_gap.item<double>() / gap_n);
+            if (gap_n > 0) gap_text = fmt::format(" swap gap {:+.1f}%", 100.0 * window_gap.item<double>() / gap_n);
             gap_n = 0;
         }
         bar.update(step + 1, hist.empty() ? std::string("loss -") : fmt::format("loss {:.4f}{}", hist.back()[1], gap_text));

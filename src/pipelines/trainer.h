@@ -47,12 +47,15 @@ struct TrainConfig {
     // saddle: the frame/column planes only help together with a readout of the direction word, and each has no
     // first-order gradient while the other is zero (docs/BENCHMARKS.md, "Motion direction"). 0 = keep.
     double position_init_std = 0.0;
-    // Direction contrast: for each sample with a linear motion, also the loss with the direction words swapped
-    // (left <-> right, up <-> down: the prompt of the time-reversed clip) at the same noisy input, and
-    // direction_contrast * mean(relu((1 + direction_margin) * loss_true - loss_swapped)) is added to the loss: the
-    // swapped prompt must predict this clip worse than the true one. 0 = off (docs/BENCHMARKS.md, "Motion direction").
-    double direction_contrast = 0.0;
-    double direction_margin = 0.1;
+    // Swap contrast: the prompt's order-carrying words swapped must predict the same noisy clip worse than the true
+    // prompt. Kinds: "direction" swaps left <-> right and up <-> down (the prompt of the clip played backwards);
+    // "gradient" swaps a gradient background's two colours (the prompt of the mirrored background). A sample with
+    // both gets one of them (chosen by its seed). swap_contrast * mean(relu((1 + swap_margin) * loss_true -
+    // loss_swapped)) is added to the loss. Both are symmetries of the world that the bundled teacher does not break
+    // (docs/BENCHMARKS.md, "Motion direction", "stages 6a, 6b and 7"). 0 = off.
+    double swap_contrast = 0.0;
+    double swap_margin = 0.1;
+    std::vector<std::string> swap_kinds{"direction", "gradient"};
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;
@@ -69,8 +72,8 @@ struct TrainResult {
 struct TrainBatch {
     torch::Tensor videos, eps, sigma;
     std::vector<std::string> prompts;
-    // direction_contrast > 0: the direction-swapped prompts of the samples in `swapped_index` (those with a linear
-    // motion and a non-empty prompt), in that order.
+    // swap_contrast > 0: the swapped prompts of the samples in `swapped_index` (those with a non-empty prompt and
+    // something of swap_kinds to swap), in that order.
     std::vector<std::string> swapped_prompts;
     std::vector<int64_t> swapped_index;
 };

@@ -2,6 +2,7 @@
 // stopped and resumed ends with the same weights as an uninterrupted one.
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <fstream>
 
 #include "core/error.h"
@@ -293,15 +294,11 @@ TEST(PositionChannels, InitStdRedrawsOnlyThePositionWeights) {
     EXPECT_NE(err.find("applies to a warm start"), std::string::npos) << err;
 }
 
-// direction_contrast: the batch carries, for exactly the samples with a linear motion and a non-empty prompt, their
-// prompt with "moving left/right/up/down" swapped (the time-reversed clip's prompt); the term changes training.
-TEST(Train, DirectionContrastSwapsTheDirectionWords) {
-    auto c = tiny(1);
-    c.batch = 64;
-    c.cfg_dropout = 0.2;
-    c.direction_contrast = 0.5;
-    const auto b = make_train_batch(c, 3);
-    auto swap = [](const std::string& p) {
+// swap_contrast: the batch carries, for exactly the samples with a non-empty prompt and something to swap, that
+// prompt with "moving left/right/up/down" swapped (the time-reversed clip's prompt) or with the gradient's two
+// colours swapped (the mirrored background's prompt); each kind alone swaps only its words; the term changes training.
+TEST(Train, SwapContrastSwapsTheOrderWords) {
+    auto swap_dir = [](const std::string& p) {
         static const std::map<std::string, std::string> rev{
             {"moving left", "moving right"}, {"moving right", "moving left"}, {"moving up", "moving down"}, {"moving down", "moving up"}};
         std::string out;
@@ -316,32 +313,61 @@ TEST(Train, DirectionContrastSwapsTheDirectionWords) {
         }
         return out;
     };
-    std::vector<int64_t> want;
-    for (int64_t i = 0; i < c.batch; ++i)
-        if (!b.prompts[i].empty() && swap(b.prompts[i]) != b.prompts[i]) want.push_back(i);
-    ASSERT_EQ(b.swapped_index, want);
-    ASSERT_GE(want.size(), 10u);
-    ASSERT_LT(want.size(), 64u);
-    for (size_t k = 0; k < want.size(); ++k) EXPECT_EQ(b.swapped_prompts[k], swap(b.prompts[want[k]])) << b.prompts[want[k]];
-    c.direction_contrast = 0;
+    auto swap_grad = [](const std::string& p) {
+        static const std::regex g("on a (\\w+) to (\\w+) (horizontal|vertical) gradient");
+        return std::regex_replace(p, g, "on a $2 to $1 $3 gradient");
+    };
+    auto c = tiny(1);
+    c.batch = 64;
+    c.cfg_dropout = 0.2;
+    c.swap_contrast = 0.5;
+    for (const std::vector<std::string>& kinds : {std::vector<std::string>{"direction"}, std::vector<std::string>{"gradient"},
+                                                  std::vector<std::string>{"direction", "gradient"}}) {
+        c.swap_kinds = kinds;
+        const bool dir = kinds.front() == "direction", grad = kinds.back() == "gradient";
+        const auto b = make_train_batch(c, 3);
+        std::vector<int64_t> want;
+        for (int64_t i = 0; i < c.batch; ++i) {
+            const auto& p = b.prompts[i];
+            if (!p.empty() && ((dir && swap_dir(p) != p) || (grad && swap_grad(p) != p))) want.push_back(i);
+        }
+        ASSERT_EQ(b.swapped_index, want) << kinds.size();
+        ASSERT_GE(want.size(), 10u);
+        ASSERT_LT(want.size(), 64u);
+        int64_t by_dir = 0, by_grad = 0;
+        for (size_t k = 0; k < want.size(); ++k) {
+            const auto& p = b.prompts[want[k]];
+            const auto& q = b.swapped_prompts[k];
+            EXPECT_NE(q, p);
+            const bool is_dir = dir && q == swap_dir(p), is_grad = grad && q == swap_grad(p);
+            EXPECT_TRUE(is_dir || is_grad) << p << " -> " << q;
+            by_dir += is_dir, by_grad += is_grad;
+        }
+        if (dir && grad) EXPECT_TRUE(by_dir > 3 && by_grad > 3) << by_dir << " " << by_grad;
+    }
+    c.swap_contrast = 0;
     EXPECT_TRUE(make_train_batch(c, 3).swapped_index.empty());
 
     // Same data and init, with and without the term: the weights after 3 steps differ, the loss stays finite.
     auto run = [&](double lambda, const std::string& name) {
         auto t = tiny(3);
-        t.direction_contrast = lambda;
+        t.swap_contrast = lambda;
         t.ema = 0;
         auto dir = temp_dir(name);
         auto r = train_synth_model(t, dir, false, false);
         EXPECT_TRUE(std::isfinite(r.final_loss));
         return load_synth_model(dir + "/model");
     };
-    auto with = run(1.0, "train_dc_on"), without = run(0.0, "train_dc_off");
+    auto with = run(1.0, "train_sc_on"), without = run(0.0, "train_sc_off");
     EXPECT_GT((with.dit->block(0)->self_attn->q->weight - without.dit->block(0)->self_attn->q->weight).abs().max().item<double>(), 0);
     auto bad = tiny(1);
-    bad.direction_margin = -1;
+    bad.swap_margin = -1;
     auto err = error_of([&] { TrainConfig::from_json(bad.to_json()); });
-    EXPECT_NE(err.find("direction_margin must be >= 0"), std::string::npos) << err;
+    EXPECT_NE(err.find("swap_margin must be >= 0"), std::string::npos) << err;
+    bad = tiny(1);
+    bad.swap_kinds = {"colour"};
+    err = error_of([&] { TrainConfig::from_json(bad.to_json()); });
+    EXPECT_NE(err.find("unknown 'colour'"), std::string::npos) << err;
 }
 
 // Curriculum: exclude_motions removes every sample with such a motion from the data (deterministically), keeps the
