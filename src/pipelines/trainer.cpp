@@ -102,7 +102,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
                   "train config: swap_contrast and swap_margin must be >= 0, got {} and {}", c.swap_contrast,
                   c.swap_margin);
     for (const auto& k : c.swap_kinds)
-        SURGEON_CHECK(k == "direction" || k == "gradient", "train config: swap_kinds: unknown '{}' (direction, gradient)", k);
+        SURGEON_CHECK(k == "direction" || k == "gradient" || k == "binding",
+                      "train config: swap_kinds: unknown '{}' (direction, gradient, binding)", k);
     SURGEON_CHECK(c.swap_contrast == 0 || !c.swap_kinds.empty(), "train config: swap_contrast needs at least one swap_kinds entry");
     SURGEON_CHECK(c.position_init_std == 0 || c.position_channels,
                   "train config: position_init_std needs \"position_channels\": true");
@@ -166,6 +167,20 @@ std::string swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, u
             auto mirrored = spec;
             std::swap(mirrored.background.first, mirrored.background.second);
             options.push_back(std::move(mirrored));
+        } else if (k == "binding" && spec.objects.size() == 2) {
+            // The two objects' colours (or shapes) exchanged: the same words, bound the other way round.
+            const auto& a = spec.objects[0];
+            const auto& b = spec.objects[1];
+            if (a.colour != b.colour) {
+                auto sw = spec;
+                std::swap(sw.objects[0].colour, sw.objects[1].colour);
+                options.push_back(std::move(sw));
+            }
+            if (a.shape != b.shape) {
+                auto sw = spec;
+                std::swap(sw.objects[0].shape, sw.objects[1].shape);
+                options.push_back(std::move(sw));
+            }
         }
     }
     if (options.empty()) return {};

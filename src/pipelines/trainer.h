@@ -49,13 +49,14 @@ struct TrainConfig {
     double position_init_std = 0.0;
     // Swap contrast: the prompt's order-carrying words swapped must predict the same noisy clip worse than the true
     // prompt. Kinds: "direction" swaps left <-> right and up <-> down (the prompt of the clip played backwards);
-    // "gradient" swaps a gradient background's two colours (the prompt of the mirrored background). A sample with
-    // both gets one of them (chosen by its seed). swap_contrast * mean(relu((1 + swap_margin) * loss_true -
+    // "gradient" swaps a gradient background's two colours (the prompt of the mirrored background); "binding"
+    // exchanges the colours or the shapes of two objects (the same words bound the other way round). A sample with
+    // several gets one of them (chosen by its seed). swap_contrast * mean(relu((1 + swap_margin) * loss_true -
     // loss_swapped)) is added to the loss. Both are symmetries of the world that the bundled teacher does not break
     // (docs/BENCHMARKS.md, "Motion direction", "stages 6a, 6b and 7"). 0 = off.
     double swap_contrast = 0.0;
     double swap_margin = 0.1;
-    std::vector<std::string> swap_kinds{"direction", "gradient"};
+    std::vector<std::string> swap_kinds{"direction", "gradient", "binding"};
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;

@@ -1,5 +1,6 @@
 // `surgeon train` on a tiny config: the loss falls, the exported model loads and generates, and a run that is
 // stopped and resumed ends with the same weights as an uninterrupted one.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -295,8 +296,9 @@ TEST(PositionChannels, InitStdRedrawsOnlyThePositionWeights) {
 }
 
 // swap_contrast: the batch carries, for exactly the samples with a non-empty prompt and something to swap, that
-// prompt with "moving left/right/up/down" swapped (the time-reversed clip's prompt) or with the gradient's two
-// colours swapped (the mirrored background's prompt); each kind alone swaps only its words; the term changes training.
+// prompt with "moving left/right/up/down" swapped (the time-reversed clip's prompt), with the gradient's two colours
+// swapped (the mirrored background's prompt) or with two objects' colours or shapes exchanged; each kind alone swaps
+// only its words, all three together are each used; the term changes training.
 TEST(Train, SwapContrastSwapsTheOrderWords) {
     auto swap_dir = [](const std::string& p) {
         static const std::map<std::string, std::string> rev{
@@ -317,33 +319,56 @@ TEST(Train, SwapContrastSwapsTheOrderWords) {
         static const std::regex g("on a (\\w+) to (\\w+) (horizontal|vertical) gradient");
         return std::regex_replace(p, g, "on a $2 to $1 $3 gradient");
     };
+    // Two objects' colours or shapes exchanged, by rewriting the prompt's two "a SIZE COLOUR SHAPE" phrases.
+    auto swap_binding = [](const std::string& p) {
+        static const std::regex obj("a (small|large) (\\w+) (circle|square|triangle|diamond)");
+        std::vector<std::smatch> m;
+        for (auto it = std::sregex_iterator(p.begin(), p.end(), obj); it != std::sregex_iterator(); ++it) m.push_back(*it);
+        std::vector<std::string> out;
+        if (m.size() != 2) return out;
+        for (int g : {2, 3}) {
+            if (m[0][g] == m[1][g]) continue;
+            std::string q = p;  // replace the later one first so the earlier offsets stay valid
+            q.replace(m[1].position(g), m[1].length(g), m[0][g].str());
+            q.replace(m[0].position(g), m[0].length(g), m[1][g].str());
+            out.push_back(q);
+        }
+        return out;
+    };
     auto c = tiny(1);
     c.batch = 64;
     c.cfg_dropout = 0.2;
     c.swap_contrast = 0.5;
-    for (const std::vector<std::string>& kinds : {std::vector<std::string>{"direction"}, std::vector<std::string>{"gradient"},
-                                                  std::vector<std::string>{"direction", "gradient"}}) {
+    using Kinds = std::vector<std::string>;
+    for (const Kinds& kinds : {Kinds{"direction"}, Kinds{"gradient"}, Kinds{"binding"}, Kinds{"direction", "gradient", "binding"}}) {
         c.swap_kinds = kinds;
-        const bool dir = kinds.front() == "direction", grad = kinds.back() == "gradient";
+        auto has = [&](const char* k) { return std::find(kinds.begin(), kinds.end(), k) != kinds.end(); };
         const auto b = make_train_batch(c, 3);
         std::vector<int64_t> want;
+        std::map<int64_t, std::vector<std::pair<std::string, std::string>>> candidates;  // sample -> (kind, prompt)
         for (int64_t i = 0; i < c.batch; ++i) {
             const auto& p = b.prompts[i];
-            if (!p.empty() && ((dir && swap_dir(p) != p) || (grad && swap_grad(p) != p))) want.push_back(i);
+            if (p.empty()) continue;
+            auto& cand = candidates[i];
+            if (has("direction") && swap_dir(p) != p) cand.push_back({"direction", swap_dir(p)});
+            if (has("gradient") && swap_grad(p) != p) cand.push_back({"gradient", swap_grad(p)});
+            if (has("binding"))
+                for (auto& q : swap_binding(p)) cand.push_back({"binding", q});
+            if (!cand.empty()) want.push_back(i);
         }
         ASSERT_EQ(b.swapped_index, want) << kinds.size();
         ASSERT_GE(want.size(), 10u);
         ASSERT_LT(want.size(), 64u);
-        int64_t by_dir = 0, by_grad = 0;
+        std::map<std::string, int64_t> used;
         for (size_t k = 0; k < want.size(); ++k) {
-            const auto& p = b.prompts[want[k]];
             const auto& q = b.swapped_prompts[k];
-            EXPECT_NE(q, p);
-            const bool is_dir = dir && q == swap_dir(p), is_grad = grad && q == swap_grad(p);
-            EXPECT_TRUE(is_dir || is_grad) << p << " -> " << q;
-            by_dir += is_dir, by_grad += is_grad;
+            bool found = false;
+            for (const auto& [kind, r] : candidates[want[k]])
+                if (q == r) found = true, ++used[kind];
+            EXPECT_TRUE(found) << b.prompts[want[k]] << " -> " << q;
+            EXPECT_NE(q, b.prompts[want[k]]);
         }
-        if (dir && grad) EXPECT_TRUE(by_dir > 3 && by_grad > 3) << by_dir << " " << by_grad;
+        for (const auto& k : kinds) EXPECT_GT(used[k], 3) << k << " used " << used[k] << " times of " << want.size();
     }
     c.swap_contrast = 0;
     EXPECT_TRUE(make_train_batch(c, 3).swapped_index.empty());
@@ -365,7 +390,7 @@ TEST(Train, SwapContrastSwapsTheOrderWords) {
     auto err = error_of([&] { TrainConfig::from_json(bad.to_json()); });
     EXPECT_NE(err.find("swap_margin must be >= 0"), std::string::npos) << err;
     bad = tiny(1);
-    bad.swap_kinds = {"colour"};
+    bad.swap_kinds = {"colour"};  // not a kind
     err = error_of([&] { TrainConfig::from_json(bad.to_json()); });
     EXPECT_NE(err.find("unknown 'colour'"), std::string::npos) << err;
 }
