@@ -2,6 +2,8 @@
 // motion, per noise level, with the true prompt and with one attribute changed (direction flipped, axis rotated,
 // colour changed, motion removed, empty prompt). A model that uses an attribute has a clearly higher loss when it
 // is wrong; equal losses mean the model ignores it (found this way: the stage-3 teacher ignored the direction sign).
+// Two more tables: clips on a gradient background with the gradient's colours swapped (the mirrored background's
+// prompt), and two-object clips with the objects' colours or shapes exchanged (attribute binding).
 // Usage: probe_conditioning [MODEL_DIR] [N_CLIPS] [DEVICE]
 #include <cstdio>
 #include <map>
@@ -52,26 +54,78 @@ static int run(int argc, char** argv) {
         auto vt = m.velocity(xs, tt, ct.slice(0,0,8)), vf = m.velocity(xs, tt, cf.slice(0,0,8)), vr = m.velocity(xs, tt, cr.slice(0,0,8));
         std::printf("output rel diff at sigma .85: flipped %.4f rotated %.4f\n", ((vt-vf).norm()/vt.norm()).item<double>(), ((vt-vr).norm()/vt.norm()).item<double>());
     }
-    std::printf("%d one-object linear-motion clips, e.g. \"%s\"\n", n, P["true"][0].c_str());
-    std::printf("%-16s", "sigma");
-    for (double s : {0.3, 0.5, 0.7, 0.85, 0.95}) std::printf(" %8.2f", s);
-    std::printf("\n");
-    for (auto key : {"true", "dir flipped", "axis rotated", "colour changed", "still", "empty"}) {
-        std::printf("%-16s", key);
-        auto ctx = m.encode(P[key]);
-        for (double s : {0.3, 0.5, 0.7, 0.85, 0.95}) {
-            auto xs = (1 - s) * x0 + s * eps;
-            double tot = 0;
-            for (int i = 0; i < n; i += 8) {
-                auto sl = [&](const torch::Tensor& t) { return t.slice(0, i, std::min(n, i + 8)); };
-                auto out = m.velocity(sl(xs), torch::full({sl(xs).size(0)}, s * 1000.0), sl(ctx));
-                tot += torch::mse_loss(out, sl(eps) - sl(x0), at::Reduction::Sum).item<double>();
-            }
-            std::printf(" %8.5f", tot / x0.numel());
-        }
+    // Loss per sigma for each prompt set of `P` on `clips`, one line each.
+    auto table = [&](const torch::Tensor& clips, std::map<std::string, std::vector<std::string>>& P,
+                     const std::vector<std::string>& keys) {
+        const int64_t count = clips.size(0);
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+        auto eps = at::randn(clips.sizes(), gen).to(clips.device());
+        std::printf("%-18s", "sigma");
+        for (double s : {0.3, 0.5, 0.7, 0.85, 0.95}) std::printf(" %8.2f", s);
         std::printf("\n");
-        std::fflush(stdout);
+        for (const auto& key : keys) {
+            std::printf("%-18s", key.c_str());
+            auto ctx = m.encode(P[key]);
+            for (double s : {0.3, 0.5, 0.7, 0.85, 0.95}) {
+                auto xs = (1 - s) * clips + s * eps;
+                double tot = 0;
+                for (int64_t i = 0; i < count; i += 8) {
+                    auto sl = [&](const torch::Tensor& t) { return t.slice(0, i, std::min(count, i + 8)); };
+                    auto out = m.velocity(sl(xs), torch::full({sl(xs).size(0)}, s * 1000.0), sl(ctx));
+                    tot += torch::mse_loss(out, sl(eps) - sl(clips), at::Reduction::Sum).item<double>();
+                }
+                std::printf(" %8.5f", tot / clips.numel());
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    };
+    std::printf("%d one-object linear-motion clips, e.g. \"%s\"\n", n, P["true"][0].c_str());
+    table(x0, P, {"true", "dir flipped", "axis rotated", "colour changed", "still", "empty"});
+
+    // Gradient backgrounds: the two colours swapped describe the mirrored background.
+    std::vector<torch::Tensor> vg;
+    std::map<std::string, std::vector<std::string>> G;
+    for (uint64_t s = 888000; vg.size() < (size_t)n; ++s) {
+        auto sp = sample_spec(s);
+        if (sp.background.kind == BackgroundKind::Solid || sp.background.first == sp.background.second) continue;
+        vg.push_back(render(sp, m.settings.size));
+        G["true"].push_back(prompt(sp));
+        auto a = sp; std::swap(a.background.first, a.background.second); G["gradient mirrored"].push_back(prompt(a));
+        auto b = sp; b.background.kind = BackgroundKind::Solid; b.background.second = b.background.first; G["solid first"].push_back(prompt(b));
     }
+    // The DiT's cross-attention sees the context as a set: how far is the reordered prompt's set from the true one
+    // (mean distance of each real token's vector to its nearest true one, relative to the mean norm; 0 = a bag of
+    // words)?
+    auto set_distance = [&](const std::vector<std::string>& a, const std::vector<std::string>& b) {
+        double tot = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+            auto ia = m.tokenizer.encode_batch({a[i]}, m.settings.text_encoder.text_len).to(m.dit->device());
+            auto ib = m.tokenizer.encode_batch({b[i]}, m.settings.text_encoder.text_len).to(m.dit->device());
+            auto ca = m.text_encoder->forward(ia)[0].index({ia[0].ne(0)}), cb = m.text_encoder->forward(ib)[0].index({ib[0].ne(0)});
+            tot += torch::cdist(cb, ca).amin(1).mean().item<double>() / ca.norm(2, 1).mean().item<double>();
+        }
+        return tot / static_cast<double>(a.size());
+    };
+    std::printf("%d gradient-background clips, e.g. \"%s\"\n", n, G["true"][0].c_str());
+    std::printf("context set distance, gradient mirrored: %.4f\n", set_distance(G["true"], G["gradient mirrored"]));
+    table(torch::stack(vg).to(m.dit->device()), G, {"true", "gradient mirrored", "solid first"});
+
+    // Two objects with different colours and shapes: exchanging them keeps the words, changes the binding.
+    std::vector<torch::Tensor> vb;
+    std::map<std::string, std::vector<std::string>> Bp;
+    for (uint64_t s = 999000; vb.size() < (size_t)n; ++s) {
+        auto sp = sample_spec(s);
+        if (sp.objects.size() != 2 || sp.objects[0].colour == sp.objects[1].colour || sp.objects[0].shape == sp.objects[1].shape) continue;
+        vb.push_back(render(sp, m.settings.size));
+        Bp["true"].push_back(prompt(sp));
+        auto a = sp; std::swap(a.objects[0].colour, a.objects[1].colour); Bp["colours exchanged"].push_back(prompt(a));
+        auto b = sp; std::swap(b.objects[0].shape, b.objects[1].shape); Bp["shapes exchanged"].push_back(prompt(b));
+    }
+    std::printf("%d two-object clips, e.g. \"%s\"\n", n, Bp["true"][0].c_str());
+    std::printf("context set distance, colours exchanged: %.4f, shapes exchanged: %.4f\n",
+                set_distance(Bp["true"], Bp["colours exchanged"]), set_distance(Bp["true"], Bp["shapes exchanged"]));
+    table(torch::stack(vb).to(m.dit->device()), Bp, {"true", "colours exchanged", "shapes exchanged"});
     return 0;
 }
 

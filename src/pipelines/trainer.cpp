@@ -61,6 +61,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.optimizer = t.value("optimizer", c.optimizer);
         c.exclude_motions = t.value("exclude_motions", c.exclude_motions);
         c.position_init_std = t.value("position_init_std", c.position_init_std);
+        c.text_pos_init_std = t.value("text_pos_init_std", c.text_pos_init_std);
         c.swap_contrast = t.value("swap_contrast", c.swap_contrast);
         c.swap_margin = t.value("swap_margin", c.swap_margin);
         c.swap_kinds = t.value("swap_kinds", c.swap_kinds);
@@ -105,6 +106,8 @@ TrainConfig TrainConfig::from_json(const json& j) {
         SURGEON_CHECK(k == "direction" || k == "gradient" || k == "binding",
                       "train config: swap_kinds: unknown '{}' (direction, gradient, binding)", k);
     SURGEON_CHECK(c.swap_contrast == 0 || !c.swap_kinds.empty(), "train config: swap_contrast needs at least one swap_kinds entry");
+    SURGEON_CHECK(c.text_pos_init_std >= 0 && c.text_pos_init_std <= 10,
+                  "train config: text_pos_init_std must be in [0, 10], got {}", c.text_pos_init_std);
     SURGEON_CHECK(c.position_init_std == 0 || c.position_channels,
                   "train config: position_init_std needs \"position_channels\": true");
     SURGEON_CHECK(c.exclude_motions.size() < static_cast<size_t>(world::kNumMotions),
@@ -127,6 +130,7 @@ json TrainConfig::to_json() const {
                   {"checkpoint_every", checkpoint_every}, {"dtype", dtype}, {"device", device},
                   {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer},
                   {"exclude_motions", exclude_motions}, {"position_init_std", position_init_std},
+                  {"text_pos_init_std", text_pos_init_std},
                   {"swap_contrast", swap_contrast}, {"swap_margin", swap_margin}, {"swap_kinds", swap_kinds}};
     return j;
 }
@@ -313,6 +317,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
 
     SURGEON_CHECK(c.position_init_std == 0 || !c.init_from.empty(),
                   "train: position_init_std applies to a warm start; a fresh model's patch embedding is random already");
+    SURGEON_CHECK(c.text_pos_init_std == 0 || !c.init_from.empty(),
+                  "train: text_pos_init_std applies to a warm start; a fresh text encoder's positions are N(0, 1) already");
     SynthModel m = init_synth_model(c);
     if (!c.init_from.empty()) {
         // Strict: every tensor of the folder must match this config's model by name, shape and (after the
@@ -344,6 +350,15 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         }
         load_state_dict_strict(*m.dit, dit, {}, c.init_from);
         world::load_text_encoder_state(m.text_encoder, world::text_encoder_state(src.text_encoder));
+        if (c.text_pos_init_std > 0) {
+            torch::NoGradGuard ng;
+            auto gen = at::detail::createCPUGenerator(c.seed ^ 0x7e47u);
+            auto params = m.text_encoder->named_parameters();
+            auto* pos = params.find("pos_embedding");
+            SURGEON_CHECK(pos != nullptr, "train: the text encoder has no pos_embedding");
+            pos->copy_(torch::empty_like(*pos).normal_(0.0, c.text_pos_init_std, gen));
+            std::fprintf(stderr, "train: text position embeddings drawn from N(0, %g^2)\n", c.text_pos_init_std);
+        }
     }
     m.to(dev);
     // CUDA: the configured compute precision over fp32 master weights; CPU: always fp32.

@@ -47,6 +47,11 @@ struct TrainConfig {
     // saddle: the frame/column planes only help together with a readout of the direction word, and each has no
     // first-order gradient while the other is zero (docs/BENCHMARKS.md, "Motion direction"). 0 = keep.
     double position_init_std = 0.0;
+    // Warm start only: > 0 redraws the text encoder's position embedding from N(0, std^2) (seeded by `seed`). The
+    // bundled teacher's was initialised at N(0, 0.02^2), ~3% of the token embeddings' scale, and it stayed a bag of
+    // words (word order and which colour goes with which shape did not reach the DiT); fresh encoders now start at
+    // N(0, 1). 0 = keep.
+    double text_pos_init_std = 0.0;
     // Swap contrast: the prompt's order-carrying words swapped must predict the same noisy clip worse than the true
     // prompt. Kinds: "direction" swaps left <-> right and up <-> down (the prompt of the clip played backwards);
     // "gradient" swaps a gradient background's two colours (the prompt of the mirrored background); "binding"

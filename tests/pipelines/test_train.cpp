@@ -11,6 +11,7 @@
 #include "core/safetensors.h"
 #include "model/model_io.h"
 #include "pipelines/trainer.h"
+#include "world/text_encoder.h"
 #include "testing/testing.h"
 
 using namespace surgeon;
@@ -292,6 +293,36 @@ TEST(PositionChannels, InitStdRedrawsOnlyThePositionWeights) {
     c.position_channels = true;
     c.model.in_dim = 6;
     err = error_of([&] { train_synth_model(c, temp_dir("train_pos_std_fresh"), false, false); });
+    EXPECT_NE(err.find("applies to a warm start"), std::string::npos) << err;
+}
+
+// text_pos_init_std: on a warm start the text encoder's position embedding is redrawn from N(0, std^2) (seeded), the
+// rest of the encoder is the source's; without a warm start it is an error (fresh encoders start at N(0, 1)).
+TEST(Train, TextPosInitStdRedrawsOnlyTheTextPositions) {
+    auto src_dir = temp_dir("train_tpos_src");
+    train_synth_model(tiny(5), src_dir, false, false);
+    auto run = [&](const std::string& name) {
+        auto c = tiny(1);
+        c.init_from = src_dir + "/model";
+        c.text_pos_init_std = 0.7;
+        c.lr = 1e-12;
+        c.ema = 0;
+        auto dir = temp_dir(name);
+        train_synth_model(c, dir, false, false);
+        return load_synth_model(dir + "/model");
+    };
+    auto a = run("train_tpos_a"), b = run("train_tpos_b");
+    auto src = load_synth_model(src_dir + "/model");
+    auto sa = world::text_encoder_state(a.text_encoder), sb = world::text_encoder_state(b.text_encoder),
+         ss = world::text_encoder_state(src.text_encoder);
+    const auto& pa = sa.at("text_encoder.pos_embedding");
+    EXPECT_NEAR(pa.pow(2).mean().sqrt().item<double>(), 0.7, 0.05);
+    EXPECT_LE((pa - sb.at("text_encoder.pos_embedding")).abs().max().item<double>(), 1e-6);  // seeded
+    EXPECT_GT((pa - ss.at("text_encoder.pos_embedding")).abs().max().item<double>(), 0.1);
+    EXPECT_LE((sa.at("text_encoder.token_embedding.weight") - ss.at("text_encoder.token_embedding.weight")).abs().max().item<double>(), 1e-6);
+    auto c = tiny(1);
+    c.text_pos_init_std = 0.7;
+    auto err = error_of([&] { train_synth_model(c, temp_dir("train_tpos_fresh"), false, false); });
     EXPECT_NE(err.find("applies to a warm start"), std::string::npos) << err;
 }
 
