@@ -513,7 +513,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     torch::Tensor window_loss, window_gn;
     int64_t window_n = 0;
     // swap_contrast: mean relative gap (loss_swapped - loss_true) / loss_true over the window, shown with the
-    // loss (the train log then says whether the model starts to use the direction word).
+    // loss (the train log then says whether the model starts to use the swapped words).
     torch::Tensor window_gap;
     int64_t gap_n = 0;
     std::string gap_text;
@@ -534,8 +534,8 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         auto loss = torch::mse_loss(v, eps - x0);
         auto objective = loss;
         if (c.swap_contrast > 0 && !b.swapped_index.empty()) {
-            // The same noisy clips, told the reverse direction or the mirrored gradient, must do worse than with the
-            // true prompt.
+            // The same noisy clips with the swapped prompt (reverse direction, mirrored gradient or the objects'
+            // colours/shapes exchanged) must do worse than with the true prompt.
             auto idx = torch::tensor(b.swapped_index, torch::kLong).to(dev);
             auto ids_s = m.tokenizer.encode_batch(b.swapped_prompts, c.text_encoder.text_len).to(dev);
             auto v_s = m.velocity(xs.index_select(0, idx), sigma.view({-1}).index_select(0, idx) * 1000.0,
