@@ -32,12 +32,11 @@ static int run(int argc, char** argv) {
     }
     std::vector<torch::Tensor> v;
     std::map<std::string, std::vector<std::string>> P;
-    auto flip = [](Motion m) { switch (m) { case Motion::Left: return Motion::Right; case Motion::Right: return Motion::Left; case Motion::Up: return Motion::Down; default: return Motion::Up; } };
     auto rot = [](Motion m) { switch (m) { case Motion::Left: return Motion::Up; case Motion::Right: return Motion::Down; case Motion::Up: return Motion::Left; default: return Motion::Right; } };
     for (auto& sp : specs) {
         v.push_back(render(sp, m.settings.size));
         P["true"].push_back(prompt(sp));
-        auto a = sp; a.objects[0].motion = flip(a.objects[0].motion); P["dir flipped"].push_back(prompt(a));
+        auto a = sp; a.objects[0].motion = reversed(a.objects[0].motion); P["dir flipped"].push_back(prompt(a));
         auto b = sp; b.objects[0].motion = rot(b.objects[0].motion); P["axis rotated"].push_back(prompt(b));
         auto c = sp; c.objects[0].colour = Colour((int(c.objects[0].colour) + 3) % 8); P["colour changed"].push_back(prompt(c));
         auto d = sp; d.objects[0].motion = Motion::Still; d.objects[0].speed = Speed::Slow; P["still"].push_back(prompt(d));

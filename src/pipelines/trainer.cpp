@@ -145,26 +145,19 @@ uint64_t splitmix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-// The clip played backwards has the same spec with every direction swapped; `swapped` says whether any was.
-world::WorldSpec reverse_directions(world::WorldSpec spec, bool* swapped) {
-    using world::Motion;
-    *swapped = false;
-    for (auto& o : spec.objects) {
-        const Motion m = o.motion;
-        o.motion = m == Motion::Left ? Motion::Right : m == Motion::Right ? Motion::Left : m == Motion::Up ? Motion::Down
-                 : m == Motion::Down ? Motion::Up : m;
-        *swapped = *swapped || o.motion != m;
-    }
-    return spec;
-}
-
 // The prompt to contrast with (swap_contrast), or "" when the sample has nothing of swap_kinds to swap.
 std::string swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, uint64_t seed) {
     std::vector<world::WorldSpec> options;
-    bool any = false;
     for (const auto& k : c.swap_kinds) {
         if (k == "direction") {
-            auto rev = reverse_directions(spec, &any);
+            // The clip played backwards: every direction swapped (when there is one to swap).
+            auto rev = spec;
+            bool any = false;
+            for (auto& o : rev.objects) {
+                const auto r = world::reversed(o.motion);
+                any = any || r != o.motion;
+                o.motion = r;
+            }
             if (any) options.push_back(std::move(rev));
         } else if (k == "gradient" && spec.background.kind != world::BackgroundKind::Solid &&
                    spec.background.first != spec.background.second) {

@@ -148,6 +148,15 @@ Shape parse_shape(const std::string& s) { return parse_name<Shape>(kShapeNames, 
 Colour parse_colour(const std::string& s) { return parse_name<Colour>(kColourNames, s, "colour"); }
 Size parse_size(const std::string& s) { return parse_name<Size>(kSizeNames, s, "size"); }
 Motion parse_motion(const std::string& s) { return parse_name<Motion>(kMotionNames, s, "motion"); }
+Motion reversed(Motion m) {
+    switch (m) {
+        case Motion::Left: return Motion::Right;
+        case Motion::Right: return Motion::Left;
+        case Motion::Up: return Motion::Down;
+        case Motion::Down: return Motion::Up;
+        default: return m;
+    }
+}
 Speed parse_speed(const std::string& s) { return parse_name<Speed>(kSpeedNames, s, "speed"); }
 BackgroundKind parse_background_kind(const std::string& s) {
     return parse_name<BackgroundKind>(kKindNames, s, "background kind");

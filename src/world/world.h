@@ -42,6 +42,8 @@ Shape parse_shape(const std::string& s);
 Colour parse_colour(const std::string& s);
 Size parse_size(const std::string& s);
 Motion parse_motion(const std::string& s);
+// The motion of the clip played backwards: left <-> right, up <-> down; still and bouncing stay.
+Motion reversed(Motion m);
 Speed parse_speed(const std::string& s);
 BackgroundKind parse_background_kind(const std::string& s);
 BackgroundColour parse_background_colour(const std::string& s);

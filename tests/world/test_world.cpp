@@ -186,3 +186,14 @@ TEST(WorldSpecJson, RoundTrip) {
     EXPECT_TRUE(torch::equal(render(spec_from_json(to_json(s))), render(s)));
     EXPECT_THROW(spec_from_json(nlohmann::json::parse(R"({"background": {}})")), surgeon::Error);
 }
+
+// reversed(): the motion of the clip played backwards; an involution that swaps the four directions' names.
+TEST(World, ReversedMotionSwapsDirectionsOnly) {
+    EXPECT_EQ(reversed(Motion::Left), Motion::Right);
+    EXPECT_EQ(reversed(Motion::Up), Motion::Down);
+    EXPECT_EQ(reversed(Motion::Still), Motion::Still);
+    EXPECT_EQ(reversed(Motion::Bouncing), Motion::Bouncing);
+    for (int i = 0; i < kNumMotions; ++i) EXPECT_EQ(reversed(reversed(Motion(i))), Motion(i));
+    EXPECT_EQ(to_string(reversed(parse_motion("right"))), "left");
+    EXPECT_EQ(to_string(reversed(parse_motion("down"))), "up");
+}
