@@ -161,7 +161,7 @@ void run_eval(const EvalArgs& a) {
         std::vector<world::WorldSpec> specs;
         for (int64_t i = 0; i < n; ++i) {
             const uint64_t seed = a.common.seed + static_cast<uint64_t>(s + i);
-            specs.push_back(world::sample_spec(seed + 7000000000ull));  // held-out seeds, disjoint from training's
+            specs.push_back(world::sample_spec(world::eval_world_seed(seed)));  // held out: no training run draws these
             prompts.push_back(world::prompt(specs.back()));
             seeds.push_back(seed);
         }
@@ -172,7 +172,7 @@ void run_eval(const EvalArgs& a) {
             gen_scores.push_back(world::synthbench(vids[i], specs[i]));
             json e = world::to_json(gen_scores.back(), /*with_details=*/true);
             e["seed"] = seeds[i];
-            e["world_seed"] = seeds[i] + 7000000000ull;
+            e["world_seed"] = world::eval_world_seed(seeds[i]);
             e["prompt"] = prompts[i];
             per_sample.push_back(std::move(e));
             gt_scores.push_back(world::synthbench(world::render(specs[i], m.settings.size), specs[i]));
@@ -194,7 +194,7 @@ void run_eval(const EvalArgs& a) {
         std::vector<std::string> prompts;
         std::vector<torch::Tensor> x0s, eps;
         for (int64_t i = 0; i < n; ++i) {
-            auto spec = world::sample_spec(a.common.seed + static_cast<uint64_t>(i) + 7000000000ull);
+            auto spec = world::sample_spec(world::eval_world_seed(a.common.seed + static_cast<uint64_t>(i)));
             prompts.push_back(world::prompt(spec));
             x0s.push_back(world::render(spec, m.settings.size).unsqueeze(0));
             eps.push_back(m.noise(a.common.seed + static_cast<uint64_t>(i) + 1));

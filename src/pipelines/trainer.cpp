@@ -26,6 +26,22 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 // ------------------------------------------------------------------------------------------------ config
+namespace {
+// Training must not draw SynthBench's held-out evaluation clips (world.h: the world seed split).
+void check_world_seeds(const TrainConfig& c) {
+    SURGEON_CHECK(c.seed < UINT64_MAX / world::kWorldSeedsPerTrainSeed, "train config: seed must be below {}, got {}",
+                  UINT64_MAX / world::kWorldSeedsPerTrainSeed, c.seed);
+    const uint64_t first = world::train_world_seed(c.seed, 0), count = static_cast<uint64_t>(c.steps * c.batch);
+    SURGEON_CHECK(count <= world::kWorldSeedsPerTrainSeed,
+                  "train config: steps x batch = {} clips exceeds the {} world seeds of one training seed", count,
+                  world::kWorldSeedsPerTrainSeed);
+    SURGEON_CHECK(world::avoids_eval_world_seeds(first, count),
+                  "train config: seed {} draws world seeds {}..{}, which are SynthBench's held-out evaluation seeds "
+                  "[{}, {}); pick another seed", c.seed, first, first + count - 1, world::kEvalWorldSeedBase,
+                  world::kEvalWorldSeedBase + world::kWorldSeedsPerTrainSeed);
+}
+}  // namespace
+
 TrainConfig TrainConfig::from_json(const json& j) {
     TrainConfig c;
     try {
@@ -112,6 +128,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
                   "train config: position_init_std needs \"position_channels\": true");
     SURGEON_CHECK(c.exclude_motions.size() < static_cast<size_t>(world::kNumMotions),
                   "train config: exclude_motions leaves no motion to train on");
+    check_world_seeds(c);
     return c;
 }
 
@@ -201,7 +218,7 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
     std::vector<std::string> swapped(B);
     at::parallel_for(0, B, 1, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) {
-            uint64_t seed = c.seed * 1000000000ull + static_cast<uint64_t>(step * B + i);
+            uint64_t seed = world::train_world_seed(c.seed, static_cast<uint64_t>(step * B + i));
             auto spec = world::sample_spec(seed);
             while (excluded(c, spec)) spec = world::sample_spec(seed = splitmix(seed));
             vids[i] = world::render(spec, c.world);
@@ -299,6 +316,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     fs::create_directories(out_dir);
     torch::Device dev(c.device);
     SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
+    check_world_seeds(c);  // again: --steps may have changed the range since from_json
     // The record says how the run began: a resume without --init-from keeps the warm start recorded before.
     const fs::path cfg_path = fs::path(out_dir) / "train_config.json";
     TrainConfig record = c;

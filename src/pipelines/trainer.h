@@ -24,7 +24,8 @@ struct TrainConfig {
     // so logit_mean = ln(shift) (about 1.1 for shift 3) trains where that sampler spends its steps.
     double logit_mean = 0.0, logit_std = 1.0;
     double cfg_dropout = 0.1;  // probability of training on the empty prompt (enables classifier-free guidance)
-    uint64_t seed = 0;         // data stream: sample i of step s uses world seed (seed * 1e9 + s * batch + i)
+    uint64_t seed = 0;         // data stream: sample i of step s uses world seed (seed * 1e9 + s * batch + i); not 7
+                               // (SynthBench's held-out seeds, world::kEvalWorldSeedBase)
     int64_t log_every = 10, checkpoint_every = 200;
     std::string dtype = "bf16";   // precision on CUDA: bf16 | bf16-lean | fp32 (fp32 master weights); CPU always fp32
     std::string device = "cuda";  // "cpu" for tests

@@ -89,6 +89,18 @@ struct WorldSize {
 
 // Deterministic on any machine (SplitMix64, no std:: distributions, no torch RNG).
 WorldSpec sample_spec(uint64_t seed);
+
+// World seeds are split between uses so that evaluation never scores a clip the model was trained on: training
+// with config seed s draws train_world_seed(s, n) = s * 1e9 + n for its n-th clip, SynthBench evaluation draws
+// eval_world_seed(i) = 7e9 + i. A training run whose clips would reach [7e9, 8e9) (config seed 7) is refused.
+constexpr uint64_t kWorldSeedsPerTrainSeed = 1000000000ull;
+constexpr uint64_t kEvalWorldSeedBase = 7000000000ull;
+inline uint64_t train_world_seed(uint64_t train_seed, uint64_t n) { return train_seed * kWorldSeedsPerTrainSeed + n; }
+inline uint64_t eval_world_seed(uint64_t i) { return kEvalWorldSeedBase + i; }
+// Whether the world seeds [first, first + count) avoid the evaluation range [7e9, 8e9).
+inline bool avoids_eval_world_seeds(uint64_t first, uint64_t count) {
+    return first + count <= kEvalWorldSeedBase || first >= kEvalWorldSeedBase + kWorldSeedsPerTrainSeed;
+}
 // Centre of an object at clip time t in [0, 1] (frame f of T is t = f / (T - 1)), normalised units.
 std::array<double, 2> object_position(const ObjectSpec& o, double t);
 // Background colour at normalised (x, y).

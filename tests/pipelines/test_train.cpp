@@ -11,6 +11,7 @@
 #include "core/safetensors.h"
 #include "model/model_io.h"
 #include "pipelines/trainer.h"
+#include "world/world.h"
 #include "world/text_encoder.h"
 #include "testing/testing.h"
 
@@ -99,6 +100,30 @@ TEST(Train, RejectsBadConfigs) {
     j["train"]["sigma_sampling"] = "uniform";
     j["train"]["optimizer"] = "sgd";
     EXPECT_NE(error_of([&] { TrainConfig::from_json(j); }).find("optimizer must be flat or torch"), std::string::npos);
+}
+
+// Training never draws SynthBench's held-out clips: config seed 7 would (world seeds 7e9 + n are the evaluation's),
+// its neighbours do not; the check runs again when training starts, after --steps may have grown the range.
+TEST(Train, RefusesSeedsThatDrawTheEvaluationClips) {
+    auto j = nlohmann::json::parse(read_text_file(std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json"));
+    for (uint64_t ok : {6ull, 8ull, 10ull}) {
+        j["train"]["seed"] = ok;
+        EXPECT_NO_THROW(TrainConfig::from_json(j)) << ok;
+    }
+    j["train"]["seed"] = 7;
+    const auto err = error_of([&] { TrainConfig::from_json(j); });
+    EXPECT_NE(err.find("seed 7 draws world seeds 7000000000.."), std::string::npos) << err;
+    EXPECT_NE(err.find("held-out evaluation seeds [7000000000, 8000000000)"), std::string::npos) << err;
+    // The eval's first clip is the world seed a seed-7 run would train on first.
+    EXPECT_EQ(world::eval_world_seed(0), world::train_world_seed(7, 0));
+    j["train"]["seed"] = 6;
+    auto c = TrainConfig::from_json(j);
+    c.batch = 2;
+    c.steps = 600000000;  // 1.2e9 clips: past the 1e9 of seed 6, into the evaluation's
+    EXPECT_NE(error_of([&] { train_synth_model(c, temp_dir("train_seed_range"), false, false); }).find("exceeds the"),
+              std::string::npos);
+    j["train"]["seed"] = static_cast<uint64_t>(UINT64_MAX / 1000000000ull);  // seed * 1e9 would wrap around
+    EXPECT_NE(error_of([&] { TrainConfig::from_json(j); }).find("seed must be below"), std::string::npos);
 }
 
 // init_from: the run starts from the given folder's weights (a 1-step run at a vanishing learning rate exports
