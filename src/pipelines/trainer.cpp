@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -162,9 +163,10 @@ uint64_t splitmix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-// The prompt to contrast with (swap_contrast), or "" when the sample has nothing of swap_kinds to swap.
-std::string swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, uint64_t seed) {
-    std::vector<world::WorldSpec> options;
+// The prompt to contrast with (swap_contrast) and its kind, or {"", ""} when the sample has nothing of swap_kinds
+// to swap.
+std::pair<std::string, std::string> swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, uint64_t seed) {
+    std::vector<std::pair<world::WorldSpec, std::string>> options;
     for (const auto& k : c.swap_kinds) {
         if (k == "direction") {
             // The clip played backwards: every direction swapped (when there is one to swap).
@@ -175,12 +177,12 @@ std::string swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, u
                 any = any || r != o.motion;
                 o.motion = r;
             }
-            if (any) options.push_back(std::move(rev));
+            if (any) options.emplace_back(std::move(rev), k);
         } else if (k == "gradient" && spec.background.kind != world::BackgroundKind::Solid &&
                    spec.background.first != spec.background.second) {
             auto mirrored = spec;
             std::swap(mirrored.background.first, mirrored.background.second);
-            options.push_back(std::move(mirrored));
+            options.emplace_back(std::move(mirrored), k);
         } else if (k == "binding" && spec.objects.size() == 2) {
             // The two objects' colours (or shapes) exchanged: the same words, bound the other way round.
             const auto& a = spec.objects[0];
@@ -188,17 +190,18 @@ std::string swapped_prompt(const TrainConfig& c, const world::WorldSpec& spec, u
             if (a.colour != b.colour) {
                 auto sw = spec;
                 std::swap(sw.objects[0].colour, sw.objects[1].colour);
-                options.push_back(std::move(sw));
+                options.emplace_back(std::move(sw), k);
             }
             if (a.shape != b.shape) {
                 auto sw = spec;
                 std::swap(sw.objects[0].shape, sw.objects[1].shape);
-                options.push_back(std::move(sw));
+                options.emplace_back(std::move(sw), k);
             }
         }
     }
     if (options.empty()) return {};
-    return world::prompt(options[splitmix(seed ^ 0x5a5a) % options.size()]);
+    const auto& [sw, kind] = options[splitmix(seed ^ 0x5a5a) % options.size()];
+    return {world::prompt(sw), kind};
 }
 
 bool excluded(const TrainConfig& c, const world::WorldSpec& spec) {
@@ -215,7 +218,7 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
     const int64_t B = c.batch;
     std::vector<torch::Tensor> vids(B);
     b.prompts.resize(B);
-    std::vector<std::string> swapped(B);
+    std::vector<std::pair<std::string, std::string>> swapped(B);  // (prompt, kind)
     at::parallel_for(0, B, 1, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) {
             uint64_t seed = world::train_world_seed(c.seed, static_cast<uint64_t>(step * B + i));
@@ -228,7 +231,11 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
         }
     });
     for (int64_t i = 0; i < B; ++i)
-        if (!swapped[i].empty()) b.swapped_index.push_back(i), b.swapped_prompts.push_back(std::move(swapped[i]));
+        if (!swapped[i].first.empty()) {
+            b.swapped_index.push_back(i);
+            b.swapped_prompts.push_back(std::move(swapped[i].first));
+            b.swapped_kinds.push_back(std::move(swapped[i].second));
+        }
     b.videos = torch::stack(vids, 0);
     // Noise and sigma from a per-step CPU generator: identical across resume and devices. Drawn here, on the
     // prefetch thread, so the ~35 ms of CPU randn per batch does not stall the GPU loop.
@@ -523,10 +530,11 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
     // so the CPU can queue the next step's kernels while the GPU finishes this one.
     torch::Tensor window_loss, window_gn;
     int64_t window_n = 0;
-    // swap_contrast: mean relative gap (loss_swapped - loss_true) / loss_true over the window, shown with the
-    // loss (the train log then says whether the model starts to use the swapped words).
-    torch::Tensor window_gap;
-    int64_t gap_n = 0;
+    // swap_contrast: mean relative gap (loss_swapped - loss_true) / loss_true per swap kind over the window, shown
+    // with the loss (the train log then says, kind by kind, whether the model starts to use the swapped words).
+    const int64_t n_kinds = static_cast<int64_t>(c.swap_kinds.size());
+    torch::Tensor window_gap;             // [n_kinds] sums of the relative gap, on the device
+    std::vector<int64_t> gap_n(n_kinds);  // samples per kind in the window
     std::string gap_text;
     TrainResult res;
     for (int64_t step = start; step < c.steps; ++step) {
@@ -556,9 +564,14 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             auto l_swap = (v_s - target).pow(2).mean({1, 2, 3, 4});
             objective = loss + c.swap_contrast * torch::relu((1 + c.swap_margin) * l_true - l_swap).mean();
             torch::NoGradGuard ng;
-            auto gap = ((l_swap - l_true) / l_true.clamp_min(1e-12)).mean().to(torch::kFloat64);
-            window_gap = gap_n == 0 ? gap : window_gap + gap;
-            ++gap_n;
+            std::vector<int64_t> kind(b.swapped_kinds.size());
+            for (size_t k = 0; k < kind.size(); ++k) {
+                kind[k] = std::find(c.swap_kinds.begin(), c.swap_kinds.end(), b.swapped_kinds[k]) - c.swap_kinds.begin();
+                ++gap_n[kind[k]];
+            }
+            auto rel = ((l_swap - l_true) / l_true.clamp_min(1e-12)).to(torch::kFloat64);
+            auto sums = torch::zeros({n_kinds}, rel.options()).index_add_(0, torch::tensor(kind, torch::kLong).to(dev), rel);
+            window_gap = window_gap.defined() ? window_gap + sums : sums;
         }
         torch::Tensor gn;
         if (flat) {
@@ -598,8 +611,15 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             hist.push_back({static_cast<double>(step + 1), l, lr, g, elapsed()});
             res.final_loss = l;
             window_n = 0;
-            if (gap_n > 0) gap_text = fmt::format(" swap gap {:+.1f}%", 100.0 * window_gap.item<double>() / gap_n);
-            gap_n = 0;
+            if (window_gap.defined()) {
+                auto sums = window_gap.cpu();
+                gap_text = " swap gap";
+                for (int64_t k = 0; k < n_kinds; ++k)
+                    if (gap_n[k] > 0)
+                        gap_text += fmt::format(" {} {:+.1f}%", c.swap_kinds[k], 100.0 * sums[k].item<double>() / gap_n[k]);
+                window_gap = torch::Tensor();
+                std::fill(gap_n.begin(), gap_n.end(), 0);
+            }
         }
         bar.update(step + 1, hist.empty() ? std::string("loss -") : fmt::format("loss {:.4f}{}", hist.back()[1], gap_text));
         const bool timed_out = time_limit_s > 0 &&

@@ -80,8 +80,8 @@ struct TrainBatch {
     torch::Tensor videos, eps, sigma;
     std::vector<std::string> prompts;
     // swap_contrast > 0: the swapped prompts of the samples in `swapped_index` (those with a non-empty prompt and
-    // something of swap_kinds to swap), in that order.
-    std::vector<std::string> swapped_prompts;
+    // something of swap_kinds to swap), in that order, and the kind of swap of each ("direction", ...).
+    std::vector<std::string> swapped_prompts, swapped_kinds;
     std::vector<int64_t> swapped_index;
 };
 TrainBatch make_train_batch(const TrainConfig& config, int64_t step);

@@ -413,6 +413,7 @@ TEST(Train, SwapContrastSwapsTheOrderWords) {
             if (!cand.empty()) want.push_back(i);
         }
         ASSERT_EQ(b.swapped_index, want) << kinds.size();
+        ASSERT_EQ(b.swapped_kinds.size(), want.size());
         ASSERT_GE(want.size(), 10u);
         ASSERT_LT(want.size(), 64u);
         std::map<std::string, int64_t> used;
@@ -420,8 +421,8 @@ TEST(Train, SwapContrastSwapsTheOrderWords) {
             const auto& q = b.swapped_prompts[k];
             bool found = false;
             for (const auto& [kind, r] : candidates[want[k]])
-                if (q == r) found = true, ++used[kind];
-            EXPECT_TRUE(found) << b.prompts[want[k]] << " -> " << q;
+                if (q == r && kind == b.swapped_kinds[k]) found = true, ++used[kind];
+            EXPECT_TRUE(found) << b.prompts[want[k]] << " -> " << q << " (" << b.swapped_kinds[k] << ")";
             EXPECT_NE(q, b.prompts[want[k]]);
         }
         for (const auto& k : kinds) EXPECT_GT(used[k], 3) << k << " used " << used[k] << " times of " << want.size();
