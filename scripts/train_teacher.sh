@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the bundled teacher: stages 1-4 of models/synth-teacher/training/README.md in one command
-# (about 53 min on one H200). Each stage resumes from its checkpoint if the script was killed, and starts from
+# Reproduce the bundled teacher: stages 1-4, 8 and 9 of models/synth-teacher/training/README.md in one command
+# (about 68 min on one H200; stages 5-7 were side branches, not on the shipped model's path). Each stage resumes from its checkpoint if the script was killed, and starts from
 # the previous stage's model otherwise; a finished stage returns at once.
 # Usage: scripts/train_teacher.sh [RUNS_DIR] [--install]   (--install copies the result into models/synth-teacher)
 set -euo pipefail
@@ -18,6 +18,8 @@ stage 1 configs/synth-teacher.json --steps 4800
 stage 2 configs/synth-teacher-stage2.json --init-from "$R/stage1/model"
 stage 3 configs/synth-teacher-stage3.json --init-from "$R/stage2/model"
 stage 4 configs/synth-teacher-stage4.json --init-from "$R/stage3/model"
-"$BIN" eval --model "$R/stage4/model" --num-samples 64 --batch 16 --seed 0 --json "$R/stage4/synthbench.json" \
-  --sheet "$R/stage4/contact_sheet.png"
-if [ $INSTALL = 1 ]; then cp "$R"/stage4/model/* models/synth-teacher/; echo "installed into models/synth-teacher"; fi
+stage 8 configs/synth-teacher-stage8.json --init-from "$R/stage4/model"
+stage 9 configs/synth-teacher-stage9.json --init-from "$R/stage8/model"
+"$BIN" eval --model "$R/stage9/model" --num-samples 64 --batch 16 --seed 0 --json "$R/stage9/synthbench.json" \
+  --sheet "$R/stage9/contact_sheet.png"
+if [ $INSTALL = 1 ]; then cp "$R"/stage9/model/* models/synth-teacher/; echo "installed into models/synth-teacher"; fi
