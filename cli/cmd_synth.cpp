@@ -268,7 +268,11 @@ void register_synth_commands(CLI::App& app) {
         auto* cmd = app.add_subcommand("eval", "SynthBench of a synthetic-world model (and PSNR/SSIM against a reference model)");
         cmd->add_option("--model", a->model, "synthetic-world model folder")->required();
         cmd->add_option("--reference-model", a->reference, "reference model for PSNR/SSIM (same prompts and noise)");
-        cmd->add_option("--num-samples", a->num_samples, "number of prompts")->capture_default_str();
+        cmd->add_option("--num-samples", a->num_samples,
+                        "number of prompts: sample i uses seed + i for its noise and held-out world seed 7e9 + seed + "
+                        "i, so --seed 1 shares all but one prompt with --seed 0; a disjoint set starts at seed >= the "
+                        "other set's seed + N")
+            ->capture_default_str();
         cmd->add_option("--batch", a->batch, "videos generated at once")->capture_default_str();
         cmd->add_option("--json", a->json_out, "write the report here");
         cmd->add_option("--sheet", a->sheet, "write a PNG contact sheet of the first 8 videos");
