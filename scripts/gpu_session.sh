@@ -9,7 +9,8 @@
 #   profile bench_dit --profile at 480p (time per section of the forward)
 #   sweep   SynthBench of the trained model over SWEEP_SHIFT x SWEEP_GUIDANCE (SWEEP_SAMPLES prompts each)
 #   benchtrain  bench_train: bf16 + torch AdamW, bf16 + FlatAdamW, bf16-lean + FlatAdamW (time per training step)
-#   eval    SynthBench eval + contact sheet + conditioning probe of the teacher, pack model/ and logs into $OUT
+#   eval    SynthBench eval + contact sheet + conditioning probe of the teacher, pack model/ and logs into $OUT;
+#           EVAL192_SEEDS="0 192" adds 192-prompt evals (one JSON per seed; keep $OUT at 8 files or fewer)
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,12 @@ if has eval; then
   cat /tmp/eval.log >>"$OUT/session.log"
   # Does the model use each attribute of the prompt (loss with the true prompt vs one attribute changed)?
   build-gpu/benchmarks/probe_conditioning $TRAIN_DIR/model 32 cuda 2>&1 | tee -a "$OUT/session.log"
+  # EVAL192_SEEDS="0 192": also SynthBench on 192 prompts per seed (seed 0 and 192 are disjoint prompt sets; seed 1
+  # would share 191 of seed 0's), one JSON each and a summary line.
+  for s in ${EVAL192_SEEDS:-}; do
+    $BIN eval --model $TRAIN_DIR/model --num-samples 192 --batch 32 --seed $s --device cuda --json "$OUT/eval192_s$s.json" >/dev/null 2>&1
+    python3 -c "import json;j=json.load(open('$OUT/eval192_s$s.json'));print('192 prompts, seed $s: score %.4f (ground truth %.4f)' % (j['score'], j['ground_truth_score']), {k: round(v,3) for k,v in j['metrics'].items()})" | tee -a "$OUT/session.log"
+  done
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
   tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
 fi
