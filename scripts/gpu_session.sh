@@ -19,6 +19,10 @@ PHASES=${PHASES:-"build test bench"}
 TRAIN_DIR=${TRAIN_DIR:-/tmp/teacher}  # a second stage in the same session: another folder
 BIN=build-gpu/cli/surgeon
 has() { [[ " $PHASES " == *" $1 "* ]]; }
+# summary LABEL FILE: one line with the score, ground truth and metrics of a `surgeon eval --json` report.
+summary() {
+  python3 -c "import json,sys;j=json.load(open(sys.argv[2]));print('%s: score %.4f (ground truth %.4f)' % (sys.argv[1], j['score'], j['ground_truth_score']), {k: round(v,3) for k,v in j['metrics'].items()})" "$1" "$2" | tee -a "$OUT/session.log"
+}
 if has build; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/session.log"
   TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
@@ -70,7 +74,7 @@ if has eval; then
   # would share 191 of seed 0's), one JSON each and a summary line.
   for s in ${EVAL192_SEEDS:-}; do
     $BIN eval --model $TRAIN_DIR/model --num-samples 192 --batch 32 --seed $s --device cuda --json "$OUT/eval192_s$s.json" >/dev/null 2>&1
-    python3 -c "import json;j=json.load(open('$OUT/eval192_s$s.json'));print('192 prompts, seed $s: score %.4f (ground truth %.4f)' % (j['score'], j['ground_truth_score']), {k: round(v,3) for k,v in j['metrics'].items()})" | tee -a "$OUT/session.log"
+    summary "192 prompts, seed $s" "$OUT/eval192_s$s.json"
   done
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
   tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
@@ -79,7 +83,7 @@ if has sweep; then
   for sh in ${SWEEP_SHIFT:-3 1}; do for g in ${SWEEP_GUIDANCE:-3 4 6}; do
     $BIN eval --model $TRAIN_DIR/model --num-samples ${SWEEP_SAMPLES:-64} --batch 16 --seed 0 --device cuda --guidance $g \
        --shift $sh --json /tmp/sweep.json >/dev/null 2>&1
-    python3 -c "import json;j=json.load(open('/tmp/sweep.json'));print('shift $sh guidance $g: score %.4f' % j['score'], {k: round(v,3) for k,v in j['metrics'].items()})" | tee -a "$OUT/session.log"
+    summary "shift $sh guidance $g" /tmp/sweep.json
   done; done
 fi
 exit 0
