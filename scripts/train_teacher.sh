@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the bundled teacher: stages 1-4, 8 and 9 of models/synth-teacher/training/README.md in one command
-# (about 68 min on one H200; stages 5-7 were side branches, not on the shipped model's path). Each stage resumes from its checkpoint if the script was killed, and starts from
+# Reproduce the bundled teacher: stages 1-4 and 8-11 of models/synth-teacher/training/README.md in one command
+# (about 80 min on one H200; stages 5-7 were side branches, not on the shipped model's path). Each stage resumes from its checkpoint if the script was killed, and starts from
 # the previous stage's model otherwise; a finished stage returns at once.
 # Usage: scripts/train_teacher.sh [RUNS_DIR] [--install]   (--install copies the result into models/synth-teacher)
 set -euo pipefail
@@ -20,6 +20,8 @@ stage 3 configs/synth-teacher-stage3.json --init-from "$R/stage2/model"
 stage 4 configs/synth-teacher-stage4.json --init-from "$R/stage3/model"
 stage 8 configs/synth-teacher-stage8.json --init-from "$R/stage4/model"
 stage 9 configs/synth-teacher-stage9.json --init-from "$R/stage8/model"
-"$BIN" eval --model "$R/stage9/model" --num-samples 64 --batch 16 --seed 0 --json "$R/stage9/synthbench.json" \
-  --sheet "$R/stage9/contact_sheet.png"
-if [ $INSTALL = 1 ]; then cp "$R"/stage9/model/* models/synth-teacher/; echo "installed into models/synth-teacher"; fi
+stage 10 configs/synth-teacher-stage10.json --init-from "$R/stage9/model"
+stage 11 configs/synth-teacher-stage11.json --init-from "$R/stage10/model"
+"$BIN" eval --model "$R/stage11/model" --num-samples 64 --batch 16 --seed 0 --json "$R/stage11/synthbench.json" \
+  --sheet "$R/stage11/contact_sheet.png"
+if [ $INSTALL = 1 ]; then cp "$R"/stage11/model/* models/synth-teacher/; echo "installed into models/synth-teacher"; fi
