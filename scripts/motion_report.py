@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Per-object motion diagnosis of a `surgeon eval --json` report: for each prompted motion of one-object prompts,
-how often the detected motion is the prompted one, the reverse direction, another axis, or something else."""
+how often the detected motion is the prompted one, the reverse direction, another axis, or something else, and
+(reports that carry each path's "start") whether the object starts on the side its prompted direction needs."""
 import collections, json, re, sys
 
 OPP = {"left": "right", "right": "left", "up": "down", "down": "up"}
@@ -23,6 +24,10 @@ def main(path):
         if len(want) != 1 or len(objs) < 1:
             continue
         w, got = want[0], objs[0]["motion"]
+        if w in OPP and "start" in objs[0]:  # reports from this version on: where the path starts
+            x, y = objs[0]["start"]
+            fits = {"left": x > 0.5, "right": x < 0.5, "up": y > 0.5, "down": y < 0.5}[w]
+            tally[f"  {w:6s} starts"]["on the side it must" if fits else "on the wrong side"] += 1
         if w in OPP:
             kind = "right" if got == w else "reversed" if got == OPP[w] else "other axis" if got in AXIS and AXIS[got] != AXIS[w] else got
             tally["linear"][kind] += 1

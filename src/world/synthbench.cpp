@@ -179,6 +179,11 @@ ObjectScores score_object(const Track& track, const ObjectSpec& o, double px_per
     s.details["motion"] = name(cls);
     if (cls != Observed::Still && cls != Observed::Erratic) s.details["speed"] = to_string(observed_speed);
     s.details["travel"] = travelled;
+    // Where the object's path starts and ends (normalised centroids): whether the start already fits the prompted
+    // direction ("moving left" objects start on the right) is the diagnostic for a sampler whose noise fixes
+    // the start before the direction word acts.
+    s.details["start"] = {cs.front()[0], cs.front()[1]};
+    s.details["end"] = {cs.back()[0], cs.back()[1]};
 
     // consistency: soft area steady (coefficient of variation, 0 at cv >= 0.3), interior colour steady
     // (mean deviation, 0 at >= 0.15), one shape class throughout, a smooth path (acceleration ratio:

@@ -242,3 +242,31 @@ TEST(Fidelity, PsnrSsimIdentityAndMonotoneInNoise) {
     EXPECT_NEAR(psnr((v + 0.01 * noise), v), 46.0, 0.5);
     EXPECT_THROW(psnr(v, v.slice(1, 0, 4)), surgeon::Error);
 }
+
+// The reported start and end of each object's path are where the renderer put it at the first and last frame
+// (normalised centroids), so a report can say where generated objects start (e.g. "moving left" on the right).
+// Tolerance 0.05: a triangle's area centroid sits up to ~0.03 below the point it is placed by.
+TEST(SynthBench, ReportsWhereEachPathStartsAndEnds) {
+    constexpr double kTol = 0.05;
+    int checked = 0, left = 0;
+    for (const auto& s : samples()) {
+        const auto d = to_json(s.scores, true)["details"]["objects"];
+        ASSERT_EQ(d.size(), s.spec.objects.size()) << prompt(s.spec);
+        for (size_t k = 0; k < d.size(); ++k) {
+            const auto& o = s.spec.objects[k];
+            ASSERT_TRUE(d[k].contains("start") && d[k].contains("end")) << d[k].dump();
+            const auto a = object_position(o, 0.0), b = object_position(o, 1.0);
+            EXPECT_NEAR(d[k]["start"][0].get<double>(), a[0], kTol) << prompt(s.spec);
+            EXPECT_NEAR(d[k]["start"][1].get<double>(), a[1], kTol) << prompt(s.spec);
+            EXPECT_NEAR(d[k]["end"][0].get<double>(), b[0], kTol) << prompt(s.spec);
+            EXPECT_NEAR(d[k]["end"][1].get<double>(), b[1], kTol) << prompt(s.spec);
+            if (o.motion == Motion::Left) {
+                EXPECT_GT(d[k]["start"][0].get<double>(), d[k]["end"][0].get<double>() + 0.1);
+                ++left;
+            }
+            ++checked;
+        }
+    }
+    EXPECT_GE(checked, kSeeds);
+    EXPECT_GE(left, 3);
+}
