@@ -82,6 +82,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
         c.swap_contrast = t.value("swap_contrast", c.swap_contrast);
         c.swap_margin = t.value("swap_margin", c.swap_margin);
         c.swap_kinds = t.value("swap_kinds", c.swap_kinds);
+        c.swap_sigma_min = t.value("swap_sigma_min", c.swap_sigma_min);
     } catch (const json::exception& e) {
         fail("train config: {}", e.what());
     }
@@ -123,6 +124,10 @@ TrainConfig TrainConfig::from_json(const json& j) {
         SURGEON_CHECK(k == "direction" || k == "gradient" || k == "binding",
                       "train config: swap_kinds: unknown '{}' (direction, gradient, binding)", k);
     SURGEON_CHECK(c.swap_contrast == 0 || !c.swap_kinds.empty(), "train config: swap_contrast needs at least one swap_kinds entry");
+    SURGEON_CHECK(c.swap_sigma_min >= 0 && c.swap_sigma_min < 1, "train config: swap_sigma_min must be in [0, 1), got {}",
+                  c.swap_sigma_min);
+    SURGEON_CHECK(c.swap_sigma_min == 0 || c.swap_contrast > 0, "train config: swap_sigma_min {} needs swap_contrast > 0",
+                  c.swap_sigma_min);
     SURGEON_CHECK(c.text_pos_init_std >= 0 && c.text_pos_init_std <= 10,
                   "train config: text_pos_init_std must be in [0, 10], got {}", c.text_pos_init_std);
     SURGEON_CHECK(c.position_init_std == 0 || c.position_channels,
@@ -149,7 +154,8 @@ json TrainConfig::to_json() const {
                   {"max_shard_bytes", max_shard_bytes}, {"init_from", init_from}, {"optimizer", optimizer},
                   {"exclude_motions", exclude_motions}, {"position_init_std", position_init_std},
                   {"text_pos_init_std", text_pos_init_std},
-                  {"swap_contrast", swap_contrast}, {"swap_margin", swap_margin}, {"swap_kinds", swap_kinds}};
+                  {"swap_contrast", swap_contrast}, {"swap_margin", swap_margin}, {"swap_kinds", swap_kinds},
+                  {"swap_sigma_min", swap_sigma_min}};
     return j;
 }
 
@@ -243,6 +249,10 @@ TrainBatch make_train_batch(const TrainConfig& c, int64_t step) {
     b.eps = at::randn(b.videos.sizes(), gen);
     b.sigma = c.sigma_sampling == "uniform" ? at::rand({B}, gen)
                                             : torch::sigmoid(at::randn({B}, gen) * c.logit_std + c.logit_mean);
+    // Drawn last from the same generator, so runs without it keep their exact noise and sigma streams.
+    const auto n_swapped = static_cast<int64_t>(b.swapped_index.size());
+    if (c.swap_sigma_min > 0 && n_swapped > 0)
+        b.swap_sigma = c.swap_sigma_min + (1.0 - c.swap_sigma_min) * at::rand({n_swapped}, gen);
     if (c.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()) {
         // Page-locked, so the training loop's copies to the GPU are asynchronous (non_blocking) and fast.
         b.videos = b.videos.pin_memory();
@@ -557,11 +567,25 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
             // colours/shapes exchanged) must do worse than with the true prompt.
             auto idx = torch::tensor(b.swapped_index, torch::kLong).to(dev);
             auto ids_s = m.tokenizer.encode_batch(b.swapped_prompts, c.text_encoder.text_len).to(dev);
-            auto v_s = m.velocity(xs.index_select(0, idx), sigma.view({-1}).index_select(0, idx) * 1000.0,
-                                  m.text_encoder->forward(ids_s), pos.defined() ? pos.index_select(0, idx) : pos);
+            auto ctx_s = m.text_encoder->forward(ids_s);
+            auto pos_s = pos.defined() ? pos.index_select(0, idx) : pos;
             auto target = (eps - x0).index_select(0, idx);
-            auto l_true = (v.index_select(0, idx) - target).pow(2).mean({1, 2, 3, 4});
-            auto l_swap = (v_s - target).pow(2).mean({1, 2, 3, 4});
+            torch::Tensor l_true, l_swap;
+            if (b.swap_sigma.defined()) {
+                // Its own noise level: the true and the swapped prompt on the same re-noised clips, one forward.
+                const int64_t n = idx.size(0);
+                auto sc = b.swap_sigma.to(dev).view({-1, 1, 1, 1, 1});
+                auto xc = (1 - sc) * x0.index_select(0, idx) + sc * eps.index_select(0, idx);
+                auto vv = m.velocity(torch::cat({xc, xc}), torch::cat({sc, sc}).view({-1}) * 1000.0,
+                                     torch::cat({ctx.index_select(0, idx), ctx_s}),
+                                     pos_s.defined() ? torch::cat({pos_s, pos_s}) : pos_s);
+                l_true = (vv.narrow(0, 0, n) - target).pow(2).mean({1, 2, 3, 4});
+                l_swap = (vv.narrow(0, n, n) - target).pow(2).mean({1, 2, 3, 4});
+            } else {
+                auto v_s = m.velocity(xs.index_select(0, idx), sigma.view({-1}).index_select(0, idx) * 1000.0, ctx_s, pos_s);
+                l_true = (v.index_select(0, idx) - target).pow(2).mean({1, 2, 3, 4});
+                l_swap = (v_s - target).pow(2).mean({1, 2, 3, 4});
+            }
             objective = loss + c.swap_contrast * torch::relu((1 + c.swap_margin) * l_true - l_swap).mean();
             torch::NoGradGuard ng;
             std::vector<int64_t> kind(b.swapped_kinds.size());

@@ -63,6 +63,12 @@ struct TrainConfig {
     double swap_contrast = 0.0;
     double swap_margin = 0.1;
     std::vector<std::string> swap_kinds{"direction", "gradient", "binding"};
+    // > 0: the contrast is taken at its own noise level, drawn uniformly from [swap_sigma_min, 1), on the swapped
+    // samples' clips and noise (one extra forward of those samples with the true prompt), instead of at the main
+    // loss's sigma. Where an object starts, and so which way it can go, is decided at the sampler's first steps
+    // (sigma > 0.9; docs/BENCHMARKS.md, "stages 10 and 11"), where the main sigma sampling puts ~12% of the
+    // samples. 0 = off (the contrast reuses the main forward).
+    double swap_sigma_min = 0.0;
 
     static TrainConfig from_json(const nlohmann::json& j);
     nlohmann::json to_json() const;
@@ -83,6 +89,8 @@ struct TrainBatch {
     // something of swap_kinds to swap), in that order, and the kind of swap of each ("direction", ...).
     std::vector<std::string> swapped_prompts, swapped_kinds;
     std::vector<int64_t> swapped_index;
+    // swap_sigma_min > 0: the contrast's noise level per swapped sample, in [swap_sigma_min, 1) (else undefined).
+    torch::Tensor swap_sigma;
 };
 TrainBatch make_train_batch(const TrainConfig& config, int64_t step);
 
