@@ -29,7 +29,7 @@ if has build; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
     -DSURGEON_VENDORED_DEPS="$PWD/.deps" -DSURGEON_GOLDEN_DIR="$PWD/.golden" >/tmp/configure.log 2>&1 || { tail -20 /tmp/configure.log; exit 1; }
   start=$(date +%s)
-  # BUILD_TARGETS (e.g. "surgeon probe_conditioning"): only those, for a session that only trains and evaluates.
+  # BUILD_TARGETS (e.g. "surgeon probe_conditioning probe_start"): only those, for a session that only trains and evaluates.
   cmake --build build-gpu -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} -- -k 0 >/tmp/build.log 2>&1 || { grep -E "error:|FAILED" /tmp/build.log | head -30; exit 1; }
   echo "build: $(( $(date +%s) - start )) s"
 fi
@@ -70,6 +70,8 @@ if has eval; then
   cat /tmp/eval.log >>"$OUT/session.log"
   # Does the model use each attribute of the prompt (loss with the true prompt vs one attribute changed)?
   build-gpu/benchmarks/probe_conditioning $TRAIN_DIR/model 32 cuda 2>&1 | tee -a "$OUT/session.log"
+  # Where the sampler's first step puts "moving left/right/up/down" objects (direction known from the start?).
+  [ -x build-gpu/benchmarks/probe_start ] && build-gpu/benchmarks/probe_start $TRAIN_DIR/model 64 cuda 2>&1 | tee -a "$OUT/session.log"
   # EVAL192_SEEDS="0 192": also SynthBench on 192 prompts per seed (seed 0 and 192 are disjoint prompt sets; seed 1
   # would share 191 of seed 0's), one JSON each and a summary line.
   for s in ${EVAL192_SEEDS:-}; do
