@@ -25,6 +25,20 @@ TrainConfig tiny(int64_t steps) {
     c.steps = steps;
     return c;
 }
+// Trains `t` without EMA (so the exported weights are the trained ones) into a fresh temp folder, checks the
+// loss stayed finite and loads the model.
+SynthModel train_and_load(TrainConfig t, const std::string& name) {
+    t.ema = 0;
+    auto dir = temp_dir(name);
+    auto r = train_synth_model(t, dir, false, false);
+    EXPECT_TRUE(std::isfinite(r.final_loss)) << name;
+    return load_synth_model(dir + "/model");
+}
+
+// Largest difference between two models' block-0 query weights (0 = the runs trained the same).
+double block0_q_difference(const SynthModel& a, const SynthModel& b) {
+    return (a.dit->block(0)->self_attn->q->weight - b.dit->block(0)->self_attn->q->weight).abs().max().item<double>();
+}
 }  // namespace
 
 TEST(Train, LossFallsAndModelGenerates) {
@@ -431,17 +445,10 @@ TEST(Train, SwapContrastSwapsTheOrderWords) {
     EXPECT_TRUE(make_train_batch(c, 3).swapped_index.empty());
 
     // Same data and init, with and without the term: the weights after 3 steps differ, the loss stays finite.
-    auto run = [&](double lambda, const std::string& name) {
-        auto t = tiny(3);
-        t.swap_contrast = lambda;
-        t.ema = 0;
-        auto dir = temp_dir(name);
-        auto r = train_synth_model(t, dir, false, false);
-        EXPECT_TRUE(std::isfinite(r.final_loss));
-        return load_synth_model(dir + "/model");
-    };
-    auto with = run(1.0, "train_sc_on"), without = run(0.0, "train_sc_off");
-    EXPECT_GT((with.dit->block(0)->self_attn->q->weight - without.dit->block(0)->self_attn->q->weight).abs().max().item<double>(), 0);
+    auto with = tiny(3), without = tiny(3);
+    with.swap_contrast = 1.0;
+    without.swap_contrast = 0.0;
+    EXPECT_GT(block0_q_difference(train_and_load(with, "train_sc_on"), train_and_load(without, "train_sc_off")), 0);
     auto bad = tiny(1);
     bad.swap_margin = -1;
     auto err = error_of([&] { TrainConfig::from_json(bad.to_json()); });
@@ -474,18 +481,10 @@ TEST(Train, SwapSigmaMinDrawsTheContrastAtHighNoise) {
     EXPECT_EQ(b.swapped_index, plain.swapped_index);
     EXPECT_TRUE(torch::equal(b.swap_sigma, make_train_batch(c, 2).swap_sigma));  // deterministic per step
 
-    auto run = [&](double sigma_min, const std::string& name) {
-        auto t = tiny(3);
-        t.swap_contrast = 1.0;
-        t.swap_sigma_min = sigma_min;
-        t.ema = 0;
-        auto dir = temp_dir(name);
-        auto r = train_synth_model(t, dir, false, false);
-        EXPECT_TRUE(std::isfinite(r.final_loss));
-        return load_synth_model(dir + "/model");
-    };
-    auto high = run(0.9, "train_ssm_on"), same = run(0.0, "train_ssm_off");
-    EXPECT_GT((high.dit->block(0)->self_attn->q->weight - same.dit->block(0)->self_attn->q->weight).abs().max().item<double>(), 0);
+    auto high = tiny(3), same = tiny(3);
+    high.swap_contrast = same.swap_contrast = 1.0;
+    high.swap_sigma_min = 0.9;
+    EXPECT_GT(block0_q_difference(train_and_load(high, "train_ssm_on"), train_and_load(same, "train_ssm_off")), 0);
 
     auto bad = tiny(1);
     bad.swap_contrast = 1.0;
