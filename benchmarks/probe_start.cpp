@@ -5,7 +5,7 @@
 // prediction (the model's default guidance). A model that knows where "moving left" objects start puts the first
 // frame's centroid right of centre (x > 0.5) and the last frame's left of it; the spread over seeds says how much
 // the noise itself already steers the first step. Found useful when "moving left" kept going right (session 7).
-// Usage: probe_start [MODEL_DIR] [N_SEEDS] [DEVICE]
+// Usage: probe_start [MODEL_DIR] [N_SEEDS] [DEVICE] [OBJECT="a large blue circle"] (on gray: no gray objects)
 #include <cmath>
 #include <cstdio>
 
@@ -33,6 +33,7 @@ int run(int argc, char** argv) {
     const std::string dir = argc > 1 ? argv[1] : "models/synth-teacher";
     const int n = argc > 2 ? std::atoi(argv[2]) : 16;
     const std::string device = argc > 3 ? argv[3] : "cpu";
+    const std::string object = argc > 4 ? argv[4] : "a large blue circle";
     if (n < 2) {
         std::fprintf(stderr, "probe_start: N_SEEDS must be >= 2, got %d\n", n);
         return 2;
@@ -45,6 +46,9 @@ int run(int argc, char** argv) {
     m.dit->eval();
     m.text_encoder->eval();
     torch::NoGradGuard ng;
+    const std::vector<std::string> motions{"moving left fast", "moving right fast", "moving up fast", "moving down fast",
+                                           "staying still"};
+    for (const auto& motion : motions) world::parse_prompt(object + " " + motion + " on a gray background");  // bad OBJECT: error naming the word
     const double g = m.settings.sampling.guidance;
     std::vector<torch::Tensor> ns;
     for (int s = 0; s < n; ++s) ns.push_back(m.noise(static_cast<uint64_t>(s)));
@@ -65,9 +69,8 @@ int run(int argc, char** argv) {
                     sd(first, 0), mean(last, 0), sd(last, 0), mean(first, 1), sd(first, 1), mean(last, 1), sd(last, 1));
     };
     report("unconditional", v_u);
-    for (const std::string motion : {"moving left fast", "moving right fast", "moving up fast", "moving down fast",
-                                     "staying still"}) {
-        const std::string p = "a large blue circle " + motion + " on a gray background";
+    for (const auto& motion : motions) {
+        const std::string p = object + " " + motion + " on a gray background";
         const auto v_c = predict(p);
         std::printf(" \"%s\"\n", p.c_str());
         report("conditional", v_c);
