@@ -46,9 +46,11 @@ int run(int argc, char** argv) {
     m.dit->eval();
     m.text_encoder->eval();
     torch::NoGradGuard ng;
-    const std::vector<std::string> motions{"moving left fast", "moving right fast", "moving up fast", "moving down fast",
-                                           "staying still"};
-    for (const auto& motion : motions) world::parse_prompt(object + " " + motion + " on a gray background");  // bad OBJECT: error naming the word
+    std::vector<std::string> prompts;
+    for (const char* motion : {"moving left fast", "moving right fast", "moving up fast", "moving down fast", "staying still"}) {
+        prompts.push_back(object + " " + motion + " on a gray background");
+        world::parse_prompt(prompts.back());  // a bad OBJECT is an error naming the word, before any forward
+    }
     const double g = m.settings.sampling.guidance;
     std::vector<torch::Tensor> ns;
     for (int s = 0; s < n; ++s) ns.push_back(m.noise(static_cast<uint64_t>(s)));
@@ -69,8 +71,7 @@ int run(int argc, char** argv) {
                     sd(first, 0), mean(last, 0), sd(last, 0), mean(first, 1), sd(first, 1), mean(last, 1), sd(last, 1));
     };
     report("unconditional", v_u);
-    for (const auto& motion : motions) {
-        const std::string p = object + " " + motion + " on a gray background";
+    for (const auto& p : prompts) {
         const auto v_c = predict(p);
         std::printf(" \"%s\"\n", p.c_str());
         report("conditional", v_c);
