@@ -37,8 +37,8 @@ void run_sample(const SampleArgs& a) {
     loaded.model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     loaded.model->eval();
     TensorMap out;
-    StepCallback trace = [&](int64_t i, const torch::Tensor& x) {
-        out["out.step" + std::to_string(i)] = x.to(torch::kCPU).contiguous();
+    StepCallback trace = [&](const StepState& s) {
+        out["out.step" + std::to_string(s.step)] = s.next.to(torch::kCPU).contiguous();
     };
     auto x = sample_video(loaded.model, noise, ctx, neg, o, a.trace ? trace : StepCallback());
     out["out.latents"] = x.to(torch::kCPU).contiguous();

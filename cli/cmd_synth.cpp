@@ -84,7 +84,7 @@ void run_train(const TrainArgs& a) {
 
 // ---------------------------------------------------------------------------------------------- generate
 struct GenerateArgs {
-    std::string model, prompt, out, vae, context;
+    std::string model, prompt, out, vae, context, trace;
     int64_t frames = 81, height = 480, width = 832;
     SamplingFlags sampling;
     CommonOptions common;
@@ -93,18 +93,32 @@ void run_generate(const GenerateArgs& a) {
     check_video_extension(a.out);
     const auto device = parse_device(a.common.device);
     const auto precision = parse_precision(a.common.dtype);
+    if (!a.trace.empty())
+        SURGEON_CHECK(fs::path(a.trace).extension() == ".png", "--trace writes a PNG contact sheet: expected a .png path, got '{}'", a.trace);
     if (is_synth_model_folder(a.model)) {
         SURGEON_CHECK(!a.prompt.empty(), "--prompt is required for a synthetic-world model");
         auto m = load_synth_model(a.model, device, precision);
         m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
         auto o = a.sampling.resolve(m.settings.sampling);
         o.progress = true;
-        auto v = m.generate({a.prompt}, {a.common.seed}, o);  // [1, 3, T, H, W]
+        // --trace: the model's clean-video prediction x0 = x_i - sigma_i v_i at every step, one row each.
+        std::vector<torch::Tensor> rows;
+        std::string sigmas;
+        StepCallback trace = [&](const StepState& s) {
+            rows.push_back(s.x0()[0].clamp(-1, 1).to(torch::kCPU));
+            sigmas += fmt::format("{}{:.3f}", s.step ? " " : "", s.sigma);
+        };
+        auto v = m.generate({a.prompt}, {a.common.seed}, o, a.trace.empty() ? StepCallback() : trace);  // [1, 3, T, H, W]
         write_video(a.out, v[0]);
+        if (!a.trace.empty()) {
+            write_png(a.trace, contact_sheet_rows(rows));
+            std::printf("wrote %s: row i = the x0 prediction at step i, sigma %s\n", a.trace.c_str(), sigmas.c_str());
+        }
         std::printf("wrote %s (%s, seed %llu, %s %lld steps)\n", a.out.c_str(), a.prompt.c_str(),
                     static_cast<unsigned long long>(a.common.seed), to_string(o.solver).c_str(), static_cast<long long>(o.steps));
         return;
     }
+    SURGEON_CHECK(a.trace.empty(), "--trace is for synthetic-world models (a Wan2.1 model's x0 is a latent)");
     // A real Wan2.1 model: prompt embeddings from a file (no umT5 yet), latents decoded by the Wan-VAE.
     SURGEON_CHECK(!a.vae.empty() && !a.context.empty(),
                   "{} is a Wan2.1 model folder: --vae DIR and --context FILE (context [1, L, 4096], optional negative_context) are required",
@@ -254,6 +268,7 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_option("--model", a->model, "model folder")->required();
         cmd->add_option("--prompt", a->prompt, "prompt (synthetic-world models)");
         cmd->add_option("--out", a->out, "output video: .mp4, .gif or .png (contact sheet)")->required();
+        cmd->add_option("--trace", a->trace, "also write a PNG: the model's x0 prediction at every sampling step, one row per step (synthetic-world models)");
         cmd->add_option("--vae", a->vae, "Wan-VAE folder (real Wan models)");
         cmd->add_option("--context", a->context, "safetensors with context [1, L, 4096] (+ negative_context) (real Wan models)");
         cmd->add_option("--frames", a->frames, "video frames, 4n+1 (real Wan models)")->capture_default_str();

@@ -60,8 +60,9 @@ torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const to
             auto vc = v.narrow(0, 0, B), vu = v.narrow(0, B, B);
             v = vu + o.guidance * (vc - vu);
         }
-        x = solver->step(i, v, x);
-        if (on_step) on_step(i, x);
+        auto next = solver->step(i, v, x);
+        if (on_step) on_step(StepState{i, sch.sigmas[i], sch.sigmas[i + 1], x, v, next});
+        x = next;
         bar.update(i + 1);
     }
     return x;

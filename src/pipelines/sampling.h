@@ -15,8 +15,18 @@ struct SampleOptions {
     bool progress = false;   // progress line on stderr
 };
 
-// Called after every step with the step index and the latents after it.
-using StepCallback = std::function<void(int64_t step, const torch::Tensor& latents)>;
+// What one sampling step saw and did, passed to a StepCallback after the step. Tensors are on the model's device.
+struct StepState {
+    int64_t step;                    // i = 0 .. steps - 1
+    double sigma, sigma_next;        // sigma_i (of `sample`) and sigma_{i+1} (of `next`); the last sigma_next is 0
+    const torch::Tensor& sample;     // x_i [B, C, F, H, W] (fp32)
+    const torch::Tensor& velocity;   // the (guided) velocity v_i the solver stepped with
+    const torch::Tensor& next;       // x_{i+1}
+    // The model's prediction of the clean video at this step, x_i - sigma_i v_i (flow matching: v = eps - x0).
+    torch::Tensor x0() const { return sample - sigma * velocity; }
+};
+// Called after every step.
+using StepCallback = std::function<void(const StepState& state)>;
 
 // noise [B, C, F, H, W] (x at sigma_0), context / negative_context [B, Lt, text_dim] -> final latents (fp32).
 // Cond and uncond run as one batch of 2B. The model is run under NoGradGuard.

@@ -88,7 +88,7 @@ torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width) {
 int64_t expected_in_dim(bool position_channels, int64_t out_dim) { return out_dim + (position_channels ? 3 : 0); }
 
 torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, const std::vector<uint64_t>& seeds,
-                                   const SampleOptions& options) {
+                                   const SampleOptions& options, const StepCallback& on_step) {
     SURGEON_CHECK(prompts.size() == seeds.size() && !prompts.empty(), "generate: one seed per prompt needed");
     torch::NoGradGuard ng;
     dit->eval();
@@ -97,7 +97,7 @@ torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, cons
     auto neg = encode(std::vector<std::string>(prompts.size(), ""));
     std::vector<torch::Tensor> ns;
     for (auto s : seeds) ns.push_back(noise(s));
-    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options, nullptr, condition(static_cast<int64_t>(prompts.size())));
+    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options, on_step, condition(static_cast<int64_t>(prompts.size())));
     return x.clamp(-1, 1).to(torch::kCPU);  // [B, 3, T, H, W]
 }
 

@@ -38,8 +38,9 @@ struct SynthModel {
     // [B, text_len, text_dim] contexts for prompts ("" = the unconditional prompt used for CFG).
     torch::Tensor encode(const std::vector<std::string>& prompts);
     // Generates one video per prompt from seeded noise (seed i for prompt i): [B, 3, T, H, W] in [-1, 1].
+    // on_step (optional) sees every sampling step (e.g. its x0 prediction, `surgeon generate --trace`).
     torch::Tensor generate(const std::vector<std::string>& prompts, const std::vector<uint64_t>& seeds,
-                           const SampleOptions& options);
+                           const SampleOptions& options, const StepCallback& on_step = nullptr);
     // Initial noise for a seed: [1, out_dim, T, H, W] float32 from a CPU generator (same on every machine).
     torch::Tensor noise(uint64_t seed) const;
     // The DiT's conditioning input `y` for a batch of B videos: the position planes [B, 3, T, H, W] on the DiT's

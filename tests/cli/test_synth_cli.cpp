@@ -3,13 +3,29 @@
 #include <filesystem>
 #include <fstream>
 
+#include <iterator>
+#include <sstream>
+
 #include "core/fs.h"
+#include "core/video_io.h"
 #include "core/safetensors.h"
 #include "testing/testing.h"
 
 using namespace surgeon;
 using namespace surgeon::testing;
 namespace fs = std::filesystem;
+
+namespace {
+// (width, height) from a PNG's IHDR chunk.
+std::pair<int64_t, int64_t> png_size(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    unsigned char h[24] = {};
+    f.read(reinterpret_cast<char*>(h), 24);
+    EXPECT_TRUE(f.good() && h[1] == 'P' && h[2] == 'N' && h[3] == 'G') << path;
+    auto be32 = [&](int o) { return (int64_t{h[o]} << 24) | (int64_t{h[o + 1]} << 16) | (int64_t{h[o + 2]} << 8) | h[o + 3]; };
+    return {be32(16), be32(20)};
+}
+}  // namespace
 
 TEST(SynthCli, WorldWritesSampleFiles) {
     auto dir = temp_dir("cli_world");
@@ -28,9 +44,26 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     EXPECT_TRUE(fs::exists(dir + "/run/model/surgeon.json"));
     EXPECT_TRUE(fs::exists(dir + "/run/loss.csv"));
     r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a small red circle staying still on a gray background' --seed 1 --out " +
-                    dir + "/v.png --steps 3");
+                    dir + "/v.png --steps 3 --trace " + dir + "/trace.png");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir + "/v.png"));
+    // --trace: one row per step (3), each the 4 frames of the tiny world's 16 x 16 video.
+    const auto trace = png_size(dir + "/trace.png");
+    const auto want = contact_sheet_rows(std::vector<torch::Tensor>(3, torch::zeros({3, 4, 16, 16})));
+    EXPECT_EQ(trace.first, want.size(2));
+    EXPECT_EQ(trace.second, want.size(1));
+    const std::string said = "row i = the x0 prediction at step i, sigma ";
+    const auto at = r.out.find(said);
+    ASSERT_NE(at, std::string::npos) << r.out;
+    std::istringstream sigmas(r.out.substr(at + said.size(), r.out.find('\n', at) - at - said.size()));
+    std::vector<double> sig{std::istream_iterator<double>(sigmas), std::istream_iterator<double>()};
+    ASSERT_EQ(sig.size(), 3u) << r.out;
+    EXPECT_TRUE(sig[0] > sig[1] && sig[1] > sig[2] && sig[2] > 0) << r.out;
+    r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a small red circle staying still on a gray background' --out " +
+                    dir + "/v2.png --steps 2 --trace " + dir + "/trace.gif");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("--trace writes a PNG"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/v2.png"));
     r = run_surgeon("eval --model " + dir + "/run/model --reference-model " + dir +
                     "/run/model --num-samples 2 --steps 2 --seed 0 --denoise-sigmas 0.1 0.9 --json " + dir + "/e.json");
     ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -26,7 +26,7 @@ void check_trace(const std::string& file, const std::string& prefix, SolverKind 
     o.guidance = g.at("in.guidance").item<double>();
     std::vector<torch::Tensor> steps;
     auto out = sample_video(model, g.at("in.noise"), g.at("in.context"), g.at("in.negative_context"), o,
-                            [&](int64_t, const torch::Tensor& x) { steps.push_back(x.clone()); });
+                            [&](const StepState& s) { steps.push_back(s.next.clone()); });
     ASSERT_EQ(steps.size(), 6u);
     for (int i = 0; i < 6; ++i)
         EXPECT_LE(rel_error(steps[i], g.at(prefix + "step" + std::to_string(i))), kGoldenRelTol) << "step " << i;
@@ -47,6 +47,45 @@ TEST(Samplers, DiffusersUniPCMatchesGolden) {
 TEST(Samplers, EulerMatchesGolden) {
     SURGEON_REQUIRE_GOLDEN(golden("sampler_diffusers.safetensors"));
     check_trace("sampler_diffusers.safetensors", "euler.", SolverKind::Euler, 3.0);
+}
+
+// What a StepCallback sees is what the loop did: sigma_i of the schedule, x_{i+1} of one step is x_i of the next,
+// Euler's update is x + (sigma_next - sigma) v, and at the last Euler step (sigma_next = 0) x0() is the output.
+TEST(Samplers, StepStateDescribesEachStep) {
+    SURGEON_REQUIRE_GOLDEN(golden("wan-t2v-tiny"));
+    auto model = load_wan_model(golden("wan-t2v-tiny")).model;
+    const auto& cfg = model->config();
+    torch::manual_seed(3);
+    auto noise = torch::randn({2, cfg.out_dim, 3, 8, 12});  // awkward grid: 3 x 4 x 6 tokens
+    auto ctx = torch::randn({2, 5, cfg.text_dim}), neg = torch::randn({2, 7, cfg.text_dim});
+    for (auto kind : {SolverKind::Euler, SolverKind::UniPC}) {
+        SampleOptions o;
+        o.solver = kind;
+        o.steps = 5;
+        o.shift = 3.0;
+        o.guidance = 4.0;
+        const auto sch = make_schedule(kind, o.steps, o.shift);
+        std::vector<torch::Tensor> samples, nexts;
+        torch::Tensor last_x0;
+        int64_t expected_step = 0;
+        auto out = sample_video(model, noise, ctx, neg, o, [&](const StepState& s) {
+            EXPECT_EQ(s.step, expected_step++);
+            EXPECT_EQ(s.sigma, sch.sigmas[s.step]);
+            EXPECT_EQ(s.sigma_next, sch.sigmas[s.step + 1]);
+            samples.push_back(s.sample.clone());
+            nexts.push_back(s.next.clone());
+            EXPECT_TRUE(torch::allclose(s.x0(), s.sample - s.sigma * s.velocity));
+            if (kind == SolverKind::Euler)
+                EXPECT_LE(rel_error(s.next, s.sample + (s.sigma_next - s.sigma) * s.velocity), 1e-6) << s.step;
+            last_x0 = s.x0().clone();
+        });
+        ASSERT_EQ(expected_step, 5);
+        EXPECT_TRUE(torch::equal(samples[0], noise));
+        for (int i = 0; i + 1 < 5; ++i) EXPECT_TRUE(torch::equal(nexts[i], samples[i + 1])) << i;
+        EXPECT_TRUE(torch::equal(nexts.back(), out));
+        EXPECT_EQ(sch.sigmas.back(), 0.0);
+        if (kind == SolverKind::Euler) EXPECT_LE(rel_error(last_x0, out), 1e-6);
+    }
 }
 
 TEST(Samplers, PublishedScheduleValues) {
