@@ -9,8 +9,9 @@
 #   profile bench_dit --profile at 480p (time per section of the forward)
 #   sweep   SynthBench of the trained model over SWEEP_SHIFT x SWEEP_GUIDANCE (SWEEP_SAMPLES prompts each)
 #   benchtrain  bench_train: bf16 + torch AdamW, bf16 + FlatAdamW, bf16-lean + FlatAdamW (time per training step)
-#   eval    SynthBench eval + contact sheet + conditioning probe of the teacher, pack model/ and logs into $OUT;
-#           EVAL192_SEEDS="0 192" adds 192-prompt evals (one JSON per seed; keep $OUT at 8 files or fewer)
+#   eval    SynthBench eval + contact sheet + conditioning and first-step probes + one --trace of the teacher, pack
+#           model/ and logs into $OUT (PACK_MODEL=0: not the model); EVAL192_SEEDS="0 192" adds 192-prompt evals
+#           (one JSON per seed; keep $OUT at 8 files or fewer: with the model packed that is two seeds)
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +73,10 @@ if has eval; then
   build-gpu/benchmarks/probe_conditioning $TRAIN_DIR/model 32 cuda 2>&1 | tee -a "$OUT/session.log"
   # Where the sampler's first step puts "moving left/right/up/down" objects (direction known from the start?).
   [ -x build-gpu/benchmarks/probe_start ] && build-gpu/benchmarks/probe_start $TRAIN_DIR/model 64 cuda 2>&1 | tee -a "$OUT/session.log"
+  # The x0 prediction at every sampling step for the sheet's row-4 prompt and noise (a one-object "moving left"
+  # prompt; stage 12 drew it twice: docs/BENCHMARKS.md, "stages 12 and 13").
+  $BIN generate --model $TRAIN_DIR/model --prompt "a large blue circle moving left fast on a black to purple horizontal gradient background" \
+     --seed 3 --device cuda --out /tmp/trace_video.png --trace "$OUT/trace.png" 2>&1 | tail -1 | tee -a "$OUT/session.log"
   # EVAL192_SEEDS="0 192": also SynthBench on 192 prompts per seed (seed 0 and 192 are disjoint prompt sets; seed 1
   # would share 191 of seed 0's), one JSON each and a summary line.
   for s in ${EVAL192_SEEDS:-}; do
@@ -79,7 +84,8 @@ if has eval; then
     summary "192 prompts, seed $s" "$OUT/eval192_s$s.json"
   done
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
-  tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-" && ls -la "$OUT"
+  [ "${PACK_MODEL:-1}" = 0 ] || { tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-"; }
+  ls -la "$OUT"
 fi
 if has sweep; then
   for sh in ${SWEEP_SHIFT:-3 1}; do for g in ${SWEEP_GUIDANCE:-3 4 6}; do
