@@ -15,7 +15,8 @@ struct SampleOptions {
     bool progress = false;   // progress line on stderr
 };
 
-// What one sampling step saw and did, passed to a StepCallback after the step. Tensors are on the model's device.
+// What one sampling step saw and did, passed to a StepCallback after the step. Tensors are on the model's device;
+// the references are valid during the callback only (clone what you keep).
 struct StepState {
     int64_t step;                    // i = 0 .. steps - 1
     double sigma, sigma_next;        // sigma_i (of `sample`) and sigma_{i+1} (of `next`); the last sigma_next is 0

@@ -2,13 +2,12 @@
 // and their one-line errors.
 #include <filesystem>
 #include <fstream>
-
 #include <iterator>
 #include <sstream>
 
 #include "core/fs.h"
-#include "core/video_io.h"
 #include "core/safetensors.h"
+#include "core/video_io.h"
 #include "testing/testing.h"
 
 using namespace surgeon;

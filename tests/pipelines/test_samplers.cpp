@@ -74,7 +74,6 @@ TEST(Samplers, StepStateDescribesEachStep) {
             EXPECT_EQ(s.sigma_next, sch.sigmas[s.step + 1]);
             samples.push_back(s.sample.clone());
             nexts.push_back(s.next.clone());
-            EXPECT_TRUE(torch::allclose(s.x0(), s.sample - s.sigma * s.velocity));
             if (kind == SolverKind::Euler)
                 EXPECT_LE(rel_error(s.next, s.sample + (s.sigma_next - s.sigma) * s.velocity), 1e-6) << s.step;
             last_x0 = s.x0().clone();
