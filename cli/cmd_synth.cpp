@@ -27,19 +27,24 @@ namespace {
 struct SamplingFlags {
     std::string solver;
     int64_t steps = 0;
-    double shift = 0, guidance = -1;
+    double shift = 0, guidance = -1, eta = -1;
     void add(CLI::App* cmd) {
         cmd->add_option("--solver", solver, "unipc, unipc-diffusers or euler (default: the model's)")
             ->check(CLI::IsMember({"unipc", "unipc-diffusers", "euler"}));
         cmd->add_option("--steps", steps, "sampling steps (default: the model's)")->check(CLI::Range(1, 10000));
         cmd->add_option("--shift", shift, "flow shift (default: the model's)");
         cmd->add_option("--guidance", guidance, "CFG scale, 1 = off (default: the model's)");
+        cmd->add_option("--eta", eta, "with --solver euler: ancestral steps, fresh noise each step (0 = the ODE, 1 = the most; "
+                                      "default: the model's)")->check(CLI::Range(0.0, 1.0));
     }
     SampleOptions resolve(SampleOptions o) const {
         if (!solver.empty()) o.solver = parse_solver(solver);
         if (steps > 0) o.steps = steps;
         if (shift > 0) o.shift = shift;
         if (guidance >= 0) o.guidance = guidance;
+        if (eta >= 0) o.eta = eta;
+        SURGEON_CHECK(o.eta == 0 || o.solver == SolverKind::Euler, "--eta (ancestral steps) needs --solver euler, got {}",
+                      to_string(o.solver));
         make_schedule(o.solver, o.steps, o.shift);  // validates
         return o;
     }
@@ -138,7 +143,8 @@ void run_generate(const GenerateArgs& a) {
     const auto& cfg = model->config();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(a.common.seed);
     auto noise = at::randn({1, cfg.out_dim, (a.frames - 1) / 4 + 1, a.height / 8, a.width / 8}, gen);
-    auto z = sample_video(model, noise, ctx, neg, o);
+    // --eta (ancestral steps): the fresh noise continues the seed's stream after the initial noise.
+    auto z = sample_video(model, noise, ctx, neg, o, nullptr, {}, [&](int64_t) { return at::randn(noise.sizes(), gen); });
     torch::NoGradGuard ng;
     auto video = vae.model->decode(vae.stats->denormalize(z.to(device))).clamp(-1, 1).to(torch::kCPU);
     write_video(a.out, video[0]);

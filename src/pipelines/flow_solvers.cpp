@@ -79,6 +79,19 @@ Schedule make_schedule(SolverKind kind, int64_t steps, double shift) {
     return s;
 }
 
+torch::Tensor euler_ancestral_step(const torch::Tensor& x, const torch::Tensor& v, double sigma, double sigma_next,
+                                   double eta, const torch::Tensor& noise) {
+    SURGEON_CHECK(eta >= 0 && eta <= 1, "euler ancestral: eta must be in [0, 1], got {}", eta);
+    SURGEON_CHECK(sigma_next > 0 && sigma_next < sigma && sigma <= 1, "euler ancestral: needs 0 < sigma_next < sigma <= 1, got {} -> {}",
+                  sigma, sigma_next);
+    SURGEON_CHECK(noise.sizes() == x.sizes(), "euler ancestral: noise {} does not match x {}", noise.sizes(), x.sizes());
+    const double sigma_down = sigma_next * (1 + (sigma_next / sigma - 1) * eta);
+    const double alpha_next = 1 - sigma_next, alpha_down = 1 - sigma_down;
+    const double renoise = std::sqrt(std::max(0.0, sigma_next * sigma_next - std::pow(sigma_down * alpha_next / alpha_down, 2)));
+    auto x_down = x.to(torch::kFloat32) + (sigma_down - sigma) * v.to(torch::kFloat32);  // Euler to sigma_down
+    return (alpha_next / alpha_down) * x_down + renoise * noise.to(x_down.device(), torch::kFloat32);
+}
+
 namespace {
 
 class EulerSolver : public FlowSolver {

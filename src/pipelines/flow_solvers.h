@@ -36,4 +36,12 @@ protected:
 };
 std::unique_ptr<FlowSolver> make_solver(SolverKind kind, int64_t steps, double shift);
 
+// One rectified-flow Euler *ancestral* step (ComfyUI's sample_euler_ancestral_RF; stable-diffusion.cpp's euler_a
+// for flow models): an Euler step from sigma to sigma_down = sigma_next (1 + (sigma_next / sigma - 1) eta), then
+// x * (1 - sigma_next) / (1 - sigma_down) plus fresh `noise` [like x] scaled so that x_{i+1} again has noise level
+// sigma_next. eta = 0 is the plain Euler step, eta = 1 replaces the most noise; sigma_next must be > 0 (the last
+// step is a plain Euler step to x0).
+torch::Tensor euler_ancestral_step(const torch::Tensor& x, const torch::Tensor& v, double sigma, double sigma_next,
+                                   double eta, const torch::Tensor& noise);
+
 }  // namespace surgeon

@@ -9,7 +9,7 @@ namespace surgeon {
 
 torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const torch::Tensor& context,
                            const torch::Tensor& negative_context, const SampleOptions& o, const StepCallback& on_step,
-                           const torch::Tensor& y) {
+                           const torch::Tensor& y, const StepNoise& step_noise) {
     SURGEON_CHECK(std::isfinite(o.guidance) && o.guidance >= 0 && o.guidance <= 100,
                   "--guidance must be in [0, 100], got {}", o.guidance);
     SURGEON_CHECK(noise.dim() == 5, "tensor 'noise': expected 5 dims [B, C, F, H, W], got {}", noise.dim());
@@ -21,6 +21,10 @@ torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const to
     } else {
         model->check_inputs(noise, torch::zeros({noise.size(0)}), context);
     }
+    SURGEON_CHECK(std::isfinite(o.eta) && o.eta >= 0 && o.eta <= 1, "--eta must be in [0, 1], got {}", o.eta);
+    SURGEON_CHECK(o.eta == 0 || o.solver == SolverKind::Euler, "--eta (ancestral steps) needs --solver euler, got {}",
+                  to_string(o.solver));
+    SURGEON_CHECK(o.eta == 0 || step_noise, "sample_video: eta > 0 needs a per-step noise source");
     const bool cfg = o.guidance != 1.0;
     if (cfg) {
         check_shape("negative_context", negative_context, {noise.size(0), -1, model->config().text_dim});
@@ -60,7 +64,9 @@ torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const to
             auto vc = v.narrow(0, 0, B), vu = v.narrow(0, B, B);
             v = vu + o.guidance * (vc - vu);
         }
-        auto next = solver->step(i, v, x);
+        auto next = o.eta > 0 && sch.sigmas[i + 1] > 0
+                        ? euler_ancestral_step(x, v, sch.sigmas[i], sch.sigmas[i + 1], o.eta, step_noise(i))
+                        : solver->step(i, v, x);
         if (on_step) on_step(StepState{i, sch.sigmas[i], sch.sigmas[i + 1], x, v, next});
         x = next;
         bar.update(i + 1);

@@ -12,6 +12,7 @@ struct SampleOptions {
     int64_t steps = 50;
     double shift = 5.0;
     double guidance = 5.0;   // 1 disables CFG (one forward per step)
+    double eta = 0.0;        // Euler only: > 0 makes the steps ancestral (fresh noise each step, euler_ancestral_step)
     bool progress = false;   // progress line on stderr
 };
 
@@ -28,6 +29,9 @@ struct StepState {
 };
 // Called after every step.
 using StepCallback = std::function<void(const StepState& state)>;
+// Fresh standard-normal noise [B, C, F, H, W] for ancestral step i (options.eta > 0); its own stream per video, so a
+// video does not depend on the batch it is sampled in (SynthModel::generate seeds one per video).
+using StepNoise = std::function<torch::Tensor(int64_t step)>;
 
 // noise [B, C, F, H, W] (x at sigma_0), context / negative_context [B, Lt, text_dim] -> final latents (fp32).
 // Cond and uncond run as one batch of 2B. The model is run under NoGradGuard.
@@ -35,6 +39,7 @@ using StepCallback = std::function<void(const StepState& state)>;
 // Wan's model does with its `y` argument (I2V's mask + image latents); then in_dim = C + Cy.
 torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const torch::Tensor& context,
                            const torch::Tensor& negative_context, const SampleOptions& options,
-                           const StepCallback& on_step = nullptr, const torch::Tensor& y = {});
+                           const StepCallback& on_step = nullptr, const torch::Tensor& y = {},
+                           const StepNoise& step_noise = nullptr);
 
 }  // namespace surgeon

@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "model/model_io.h"
+#include "world/rng.h"
 
 namespace surgeon {
 namespace fs = std::filesystem;
@@ -19,7 +20,8 @@ json SynthSettings::to_json() const {
                  {{"solver", surgeon::to_string(sampling.solver)},
                   {"steps", sampling.steps},
                   {"shift", sampling.shift},
-                  {"guidance", sampling.guidance}}}};
+                  {"guidance", sampling.guidance},
+                  {"eta", sampling.eta}}}};
     if (position_channels) j["position_channels"] = true;  // absent = false: older folders load unchanged
     return j;
 }
@@ -40,6 +42,7 @@ SynthSettings SynthSettings::from_json(const json& j) {
             s.sampling.steps = p.value("steps", s.sampling.steps);
             s.sampling.shift = p.value("shift", s.sampling.shift);
             s.sampling.guidance = p.value("guidance", s.sampling.guidance);
+            s.sampling.eta = p.value("eta", s.sampling.eta);
         }
     } catch (const json::exception& e) {
         fail("surgeon.json: {}", e.what());
@@ -97,7 +100,16 @@ torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, cons
     auto neg = encode(std::vector<std::string>(prompts.size(), ""));
     std::vector<torch::Tensor> ns;
     for (auto s : seeds) ns.push_back(noise(s));
-    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options, on_step, condition(static_cast<int64_t>(prompts.size())));
+    // Ancestral steps (eta > 0): each video's fresh noise from its own generator, seeded from its seed.
+    std::vector<at::Generator> gens;
+    for (auto s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(world::SplitMix64(s ^ 0xA5CE57A1ULL).next()));
+    StepNoise step_noise = [&](int64_t) {
+        std::vector<torch::Tensor> zs;
+        for (auto& g : gens) zs.push_back(at::randn(ns[0].sizes(), g));
+        return torch::cat(zs, 0);
+    };
+    auto x = sample_video(dit, torch::cat(ns, 0), ctx, neg, options, on_step, condition(static_cast<int64_t>(prompts.size())),
+                          step_noise);
     return x.clamp(-1, 1).to(torch::kCPU);  // [B, 3, T, H, W]
 }
 

@@ -63,6 +63,15 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("--trace writes a PNG"), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir + "/v2.png"));
+    // --eta: ancestral Euler steps; the model's default solver (UniPC) is refused with a one-line error.
+    r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a small red circle staying still on a gray background' --out " +
+                    dir + "/v3.png --steps 2 --eta 1");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("needs --solver euler"), std::string::npos) << r.err;
+    r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a small red circle staying still on a gray background' --out " +
+                    dir + "/v3.png --steps 2 --solver euler --eta 1");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/v3.png"));
     r = run_surgeon("eval --model " + dir + "/run/model --reference-model " + dir +
                     "/run/model --num-samples 2 --steps 2 --seed 0 --denoise-sigmas 0.1 0.9 --json " + dir + "/e.json");
     ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -1,5 +1,9 @@
 // Samplers against shared/golden traces: official UniPC (batch 1), diffusers UniPC and flow Euler (batch 2),
 // with CFG 5 over the tiny golden model, every step's latents compared.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <memory>
+
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "model/model_io.h"
@@ -84,6 +88,67 @@ TEST(Samplers, StepStateDescribesEachStep) {
         EXPECT_TRUE(torch::equal(nexts.back(), out));
         EXPECT_EQ(sch.sigmas.back(), 0.0);
         if (kind == SolverKind::Euler) EXPECT_LE(rel_error(last_x0, out), 1e-6);
+    }
+}
+
+// Rectified-flow Euler ancestral: eta 0 is the Euler step; for a sample on the flow-matching path with its exact
+// velocity, any eta lands on the path at sigma_next again (clean part (1 - sigma_next) x0, noise of std sigma_next).
+TEST(Samplers, EulerAncestralStepStaysOnThePath) {
+    torch::manual_seed(11);
+    const int64_t n = 1 << 18;
+    auto x0 = torch::rand({n}) * 2 - 1, eps = torch::randn({n}), z = torch::randn({n});
+    for (auto [sigma, sigma_next] : {std::pair{0.999, 0.95}, {0.9, 0.6}, {0.3, 0.05}}) {
+        auto x = (1 - sigma) * x0 + sigma * eps, v = eps - x0;
+        EXPECT_LE(rel_error(euler_ancestral_step(x, v, sigma, sigma_next, 0.0, z), x + (sigma_next - sigma) * v), 1e-6);
+        for (double eta : {0.3, 1.0}) {
+            auto next = euler_ancestral_step(x, v, sigma, sigma_next, eta, z);
+            auto noise = next - (1 - sigma_next) * x0;  // what is left must be noise of std sigma_next
+            EXPECT_NEAR(noise.std().item<double>() / sigma_next, 1.0, 0.01) << sigma << " " << eta;
+            EXPECT_NEAR((noise * x0).mean().item<double>(), 0.0, 0.01 * sigma_next) << sigma << " " << eta;
+            // Fresh noise enters: the less of the old noise is kept, the larger eta.
+            const double kept = (noise * eps).mean().item<double>() / sigma_next;
+            EXPECT_LT(kept, 0.999) << sigma << " " << eta;
+            if (eta == 1.0) EXPECT_LT(kept, (euler_ancestral_step(x, v, sigma, sigma_next, 0.3, z) - (1 - sigma_next) * x0).mul(eps).mean().item<double>() / sigma_next);
+        }
+    }
+    auto x = torch::randn({8}), v = torch::randn({8});
+    EXPECT_THROW(euler_ancestral_step(x, v, 0.5, 0.3, 1.5, x), Error);
+    EXPECT_THROW(euler_ancestral_step(x, v, 0.5, 0.0, 1.0, x), Error);
+    EXPECT_THROW(euler_ancestral_step(x, v, 0.5, 0.3, 1.0, torch::randn({9})), Error);
+}
+
+// sample_video with eta > 0: Euler only, needs a noise source, reproducible with the same noise, ends on x0.
+TEST(Samplers, AncestralSamplingIsReproducibleAndEndsOnX0) {
+    SURGEON_REQUIRE_GOLDEN(golden("wan-t2v-tiny"));
+    auto model = load_wan_model(golden("wan-t2v-tiny")).model;
+    const auto& cfg = model->config();
+    torch::manual_seed(5);
+    auto noise = torch::randn({1, cfg.out_dim, 2, 8, 8});
+    auto ctx = torch::randn({1, 5, cfg.text_dim}), neg = torch::randn({1, 5, cfg.text_dim});
+    SampleOptions o;
+    o.solver = SolverKind::Euler;
+    o.steps = 4;
+    o.shift = 3.0;
+    o.guidance = 3.0;
+    o.eta = 1.0;
+    auto source = [&](uint64_t seed) {
+        auto gen = std::make_shared<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(seed));
+        return [=](int64_t) { return at::randn(noise.sizes(), *gen); };
+    };
+    torch::Tensor last_x0;
+    int64_t steps = 0;
+    auto a = sample_video(model, noise, ctx, neg, o, [&](const StepState& s) { ++steps; last_x0 = s.x0().clone(); }, {}, source(1));
+    EXPECT_EQ(steps, 4);
+    EXPECT_LE(rel_error(last_x0, a), 1e-6);  // the last step is a plain Euler step to sigma 0
+    EXPECT_TRUE(torch::equal(a, sample_video(model, noise, ctx, neg, o, nullptr, {}, source(1))));
+    EXPECT_GT((a - sample_video(model, noise, ctx, neg, o, nullptr, {}, source(2))).abs().max().item<double>(), 1e-4);
+    EXPECT_THROW(sample_video(model, noise, ctx, neg, o), Error);  // no noise source
+    o.solver = SolverKind::UniPC;
+    try {
+        sample_video(model, noise, ctx, neg, o, nullptr, {}, source(1));
+        ADD_FAILURE() << "eta with UniPC accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--solver euler"), std::string::npos) << e.what();
     }
 }
 

@@ -58,6 +58,18 @@ TEST(Train, LossFallsAndModelGenerates) {
     // Same prompt and seed -> same video.
     auto v2 = m.generate({"a small red circle staying still on a gray background"}, {3}, o);
     EXPECT_TRUE(torch::equal(v, v2));
+    // Ancestral Euler (eta > 0): reproducible per seed, the same video alone or in a batch (each video's fresh noise
+    // has its own stream), and not the ODE's video.
+    o.solver = SolverKind::Euler;
+    const auto ode = m.generate({"a small red circle staying still on a gray background"}, {3}, o);
+    o.eta = 1.0;
+    const auto a1 = m.generate({"a small red circle staying still on a gray background"}, {3}, o);
+    EXPECT_TRUE(torch::equal(a1, m.generate({"a small red circle staying still on a gray background"}, {3}, o)));
+    const auto batch = m.generate({"a small red circle staying still on a gray background", "a large blue square bouncing fast on a black background"}, {3, 4}, o);
+    EXPECT_TRUE(torch::allclose(batch[0], a1[0], 1e-4, 1e-5)) << (batch[0] - a1[0]).abs().max().item<double>();
+    EXPECT_GT((a1 - ode).abs().max().item<double>(), 1e-3);
+    o.solver = SolverKind::UniPC;
+    EXPECT_THROW(m.generate({"a small red circle staying still on a gray background"}, {3}, o), Error);
 }
 
 TEST(Train, ResumeAfterStopMatchesUninterruptedRun) {
