@@ -11,14 +11,18 @@
 #   benchtrain  bench_train: bf16 + torch AdamW, bf16 + FlatAdamW, bf16-lean + FlatAdamW (time per training step)
 #   eval    SynthBench eval + contact sheet + conditioning and first-step probes + one --trace of the teacher, pack
 #           model/ and logs into $OUT (PACK_MODEL=0: not the model); EVAL192_SEEDS="0 192" adds 192-prompt evals
-#           (one JSON per seed; keep $OUT at 8 files or fewer: with the model packed that is two seeds)
+#           (one JSON per seed; keep $OUT at 8 files or fewer: with the model packed that is two seeds);
+#           EVAL_FLAGS (e.g. "--solver euler --eta 1") go to every eval and the trace of this phase
+#   grid    192-prompt SynthBench of TRAIN_DIR's model per seed in EVAL192_SEEDS (default "0 192 384") and per sampler
+#           setting in EVAL_GRID ("label:flags;label:flags", e.g. "ea1:--solver euler --eta 1;unipc:"), all JSONs in
+#           one $OUT/grid.tar (grid/<label>_s<seed>.json) and a summary line each
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PHASES=${PHASES:-"build test bench"}
 TRAIN_DIR=${TRAIN_DIR:-/tmp/teacher}  # a second stage in the same session: another folder
-BIN=build-gpu/cli/surgeon
+BIN=${BIN:-build-gpu/cli/surgeon}  # BIN=...: another build (a dry run of the phases)
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 # summary LABEL FILE: one line with the score, ground truth and metrics of a `surgeon eval --json` report.
 summary() {
@@ -66,7 +70,7 @@ if has train || has resume; then
   tail -c 300 "$OUT/train.log"; echo
 fi
 if has eval; then
-  $BIN eval --model $TRAIN_DIR/model --num-samples ${EVAL_SAMPLES:-64} --batch 16 --seed 0 --device cuda \
+  $BIN eval --model $TRAIN_DIR/model --num-samples ${EVAL_SAMPLES:-64} --batch 16 --seed 0 --device cuda ${EVAL_FLAGS:-} \
      --json "$OUT/synthbench.json" --sheet "$OUT/contact_sheet.png" >/tmp/eval.log 2>&1; tail -25 /tmp/eval.log
   cat /tmp/eval.log >>"$OUT/session.log"
   # Does the model use each attribute of the prompt (loss with the true prompt vs one attribute changed)?
@@ -76,16 +80,30 @@ if has eval; then
   # The x0 prediction at every sampling step for the sheet's row-4 prompt and noise (a one-object "moving left"
   # prompt; stage 12 drew it twice: docs/BENCHMARKS.md, "stages 12 and 13").
   $BIN generate --model $TRAIN_DIR/model --prompt "a large blue circle moving left fast on a black to purple horizontal gradient background" \
-     --seed 3 --device cuda --out /tmp/trace_video.png --trace "$OUT/trace.png" 2>&1 | tail -1 | tee -a "$OUT/session.log"
+     --seed 3 --device cuda ${EVAL_FLAGS:-} --out /tmp/trace_video.png --trace "$OUT/trace.png" 2>&1 | tail -1 | tee -a "$OUT/session.log"
   # EVAL192_SEEDS="0 192": also SynthBench on 192 prompts per seed (seed 0 and 192 are disjoint prompt sets; seed 1
   # would share 191 of seed 0's), one JSON each and a summary line.
   for s in ${EVAL192_SEEDS:-}; do
-    $BIN eval --model $TRAIN_DIR/model --num-samples 192 --batch 32 --seed $s --device cuda --json "$OUT/eval192_s$s.json" >/dev/null 2>&1
+    $BIN eval --model $TRAIN_DIR/model --num-samples 192 --batch 32 --seed $s --device cuda ${EVAL_FLAGS:-} --json "$OUT/eval192_s$s.json" >/dev/null 2>&1
     summary "192 prompts, seed $s" "$OUT/eval192_s$s.json"
   done
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
   [ "${PACK_MODEL:-1}" = 0 ] || { tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-"; }
   ls -la "$OUT"
+fi
+if has grid; then
+  rm -rf /tmp/grid && mkdir -p /tmp/grid  # only this call's reports travel back
+  IFS=';' read -ra settings <<<"${EVAL_GRID:-default:}"
+  for setting in "${settings[@]}"; do
+    label=${setting%%:*}; flags=${setting#*:}
+    for s in ${EVAL192_SEEDS:-0 192 384}; do
+      start=$(date +%s)
+      $BIN eval --model $TRAIN_DIR/model --num-samples 192 --batch 32 --seed $s --device cuda $flags \
+         --json "/tmp/grid/${label}_s$s.json" >/dev/null 2>&1 || { echo "eval $label seed $s failed"; continue; }
+      summary "$label ($flags), 192 prompts, seed $s, $(( $(date +%s) - start )) s" "/tmp/grid/${label}_s$s.json"
+    done
+  done
+  tar cf "$OUT/grid.tar" -C /tmp grid
 fi
 if has sweep; then
   for sh in ${SWEEP_SHIFT:-3 1}; do for g in ${SWEEP_GUIDANCE:-3 4 6}; do
