@@ -88,9 +88,17 @@ TEST(SynthCli, TrainGenerateEvalOnTinyConfig) {
     double mean = 0;
     for (const auto& e : j["samples"]) mean += e["score"].get<double>() / 2;
     EXPECT_NEAR(mean, j["score"].get<double>(), 1e-9);
+    EXPECT_EQ(j["sampling"]["steps"].get<int>(), 2);
+    EXPECT_EQ(j["sampling"]["eta"].get<double>(), 0.0);
     ASSERT_TRUE(j.contains("denoise_mse"));
     EXPECT_EQ(j["denoise_mse"].size(), 2u);
     EXPECT_GT(j["denoise_mse"]["0.9"].get<double>(), 0.0);
+    // The report says how it sampled, ancestral steps included.
+    r = run_surgeon("eval --model " + dir + "/run/model --num-samples 1 --steps 2 --solver euler --eta 0.5 --json " + dir + "/e2.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto j2 = nlohmann::json::parse(read_text_file(dir + "/e2.json"));
+    EXPECT_EQ(j2["sampling"]["solver"].get<std::string>(), "euler");
+    EXPECT_EQ(j2["sampling"]["eta"].get<double>(), 0.5);
     // Bad input: unknown word, wrong extension, missing folder.
     r = run_surgeon("generate --model " + dir + "/run/model --prompt 'a purple elephant' --out " + dir + "/x.png");
     EXPECT_NE(r.exit_code, 0);
