@@ -13,7 +13,7 @@
 #           model/ and logs into $OUT (PACK_MODEL=0: not the model); EVAL192_SEEDS="0 192" adds 192-prompt evals
 #           (one JSON per seed; keep $OUT at 8 files or fewer: with the model packed that is two seeds);
 #           EVAL_FLAGS (e.g. "--solver euler --eta 1") go to every eval and the trace of this phase
-#   grid    192-prompt SynthBench of TRAIN_DIR's model per seed in EVAL192_SEEDS (default "0 192 384") and per sampler
+#   grid    192-prompt SynthBench of TRAIN_DIR's model (or EVAL_MODEL, e.g. models/synth-teacher) per seed in EVAL192_SEEDS (default "0 192 384") and per sampler
 #           setting in EVAL_GRID ("label:flags;label:flags", e.g. "ea1:--solver euler --eta 1;unipc:"), all JSONs in
 #           one $OUT/grid.tar (grid/<label>_s<seed>.json) and a summary line each
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
@@ -98,7 +98,7 @@ if has grid; then
     label=${setting%%:*}; flags=${setting#*:}
     for s in ${EVAL192_SEEDS:-0 192 384}; do
       start=$(date +%s)
-      $BIN eval --model $TRAIN_DIR/model --num-samples 192 --batch 32 --seed $s --device cuda $flags \
+      $BIN eval --model "${EVAL_MODEL:-$TRAIN_DIR/model}" --num-samples 192 --batch 32 --seed $s --device cuda $flags \
          --json "/tmp/grid/${label}_s$s.json" >/dev/null 2>&1 || { echo "eval $label seed $s failed"; continue; }
       summary "$label ($flags), 192 prompts, seed $s, $(( $(date +%s) - start )) s" "/tmp/grid/${label}_s$s.json"
     done
