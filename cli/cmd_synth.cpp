@@ -233,8 +233,7 @@ void run_eval(const EvalArgs& a) {
     j["ground_truth_score"] = gt.score;
     j["ground_truth_metrics"] = world::to_json(gt)["metrics"];
     j["num_samples"] = a.num_samples;
-    j["sampling"] = {{"solver", to_string(o.solver)}, {"steps", o.steps}, {"shift", o.shift}, {"guidance", o.guidance},
-                     {"eta", o.eta}};
+    j["sampling"] = sampling_to_json(o);
     j["model"] = a.model;
     j["samples"] = per_sample;
     if (ref) {

@@ -13,15 +13,15 @@ namespace surgeon {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+json sampling_to_json(const SampleOptions& o) {
+    return {{"solver", surgeon::to_string(o.solver)}, {"steps", o.steps}, {"shift", o.shift}, {"guidance", o.guidance},
+            {"eta", o.eta}};
+}
+
 json SynthSettings::to_json() const {
     json j{{"world", {{"frames", size.frames}, {"height", size.height}, {"width", size.width}}},
-                {"text_encoder", world::to_json(text_encoder)},
-                {"sampling",
-                 {{"solver", surgeon::to_string(sampling.solver)},
-                  {"steps", sampling.steps},
-                  {"shift", sampling.shift},
-                  {"guidance", sampling.guidance},
-                  {"eta", sampling.eta}}}};
+           {"text_encoder", world::to_json(text_encoder)},
+           {"sampling", sampling_to_json(sampling)}};
     if (position_channels) j["position_channels"] = true;  // absent = false: older folders load unchanged
     return j;
 }

@@ -16,6 +16,9 @@
 
 namespace surgeon {
 
+// The sampler settings as surgeon.json and `surgeon eval` reports write them (solver, steps, shift, guidance, eta).
+nlohmann::json sampling_to_json(const SampleOptions& o);
+
 struct SynthSettings {
     world::WorldSize size;                   // video size the model was trained on
     // Position channels: the DiT's input is the RGB video concatenated (Wan's `y`, as in Wan2.1 I2V) with three
