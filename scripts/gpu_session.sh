@@ -15,7 +15,9 @@
 #           EVAL_FLAGS (e.g. "--solver euler --eta 1") go to every eval and the trace of this phase
 #   grid    192-prompt SynthBench of TRAIN_DIR's model (or EVAL_MODEL, e.g. models/synth-teacher) per seed in EVAL192_SEEDS (default "0 192 384") and per sampler
 #           setting in EVAL_GRID ("label:flags;label:flags", e.g. "ea1:--solver euler --eta 1;unipc:"), all JSONs in
-#           one $OUT/grid.tar (grid/<label>_s<seed>.json) and a summary line each
+#           one $OUT/$GRID_TAR (default grid.tar; grid/<label>_s<seed>.json) and a summary line each
+#   pack    only pack TRAIN_DIR's model, training config and loss curve into $OUT (15 MB tar parts), so that a model
+#           trained in this call survives the machine going back before the next call
 # Usage: PHASES="build test bench train" TRAIN_SECONDS=600 scripts/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +71,11 @@ if has train || has resume; then
      --time-limit "${TRAIN_SECONDS:-300}" >>"$OUT/train.log" 2>&1 || { tail -c 600 "$OUT/train.log"; exit 1; }
   tail -c 300 "$OUT/train.log"; echo
 fi
+# pack_model: TRAIN_DIR's model, training config and loss curve as one tar in 15 MB parts (at most 8 files come back).
+pack_model() {
+  tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-"
+}
+if has pack; then pack_model && ls -la "$OUT"; fi
 if has eval; then
   $BIN eval --model $TRAIN_DIR/model --num-samples ${EVAL_SAMPLES:-64} --batch 16 --seed 0 --device cuda ${EVAL_FLAGS:-} \
      --json "$OUT/synthbench.json" --sheet "$OUT/contact_sheet.png" >/tmp/eval.log 2>&1; tail -25 /tmp/eval.log
@@ -88,7 +95,7 @@ if has eval; then
     summary "192 prompts, seed $s" "$OUT/eval192_s$s.json"
   done
   # At most 8 files come back: the model, its training config and loss curve travel as one tar in 15 MB parts.
-  [ "${PACK_MODEL:-1}" = 0 ] || { tar cf /tmp/model.tar -C $TRAIN_DIR model train_config.json loss.csv loss.png && split -b 15m /tmp/model.tar "$OUT/model.tar.part-"; }
+  [ "${PACK_MODEL:-1}" = 0 ] || pack_model
   ls -la "$OUT"
 fi
 if has grid; then
@@ -103,7 +110,7 @@ if has grid; then
       summary "$label ($flags), 192 prompts, seed $s, $(( $(date +%s) - start )) s" "/tmp/grid/${label}_s$s.json"
     done
   done
-  tar cf "$OUT/grid.tar" -C /tmp grid
+  tar cf "$OUT/${GRID_TAR:-grid.tar}" -C /tmp grid
 fi
 if has sweep; then
   for sh in ${SWEEP_SHIFT:-3 1}; do for g in ${SWEEP_GUIDANCE:-3 4 6}; do
