@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the bundled teacher: stages 1-4 and 8-11 of models/synth-teacher/training/README.md in one command
-# (about 80 min on one H200; stages 5-7 were side branches, not on the shipped model's path). Each stage resumes from its checkpoint if the script was killed, and starts from
+# Reproduce the bundled teacher: stages 1-4, 8-12 and 14 of models/synth-teacher/training/README.md in one
+# command (about 90 min on one H200; stages 5-7 and 13 were side branches, not on the shipped model's path). Each stage resumes from its checkpoint if the script was killed, and starts from
 # the previous stage's model otherwise; a finished stage returns at once.
 # Usage: scripts/train_teacher.sh [RUNS_DIR] [--install]   (--install copies the result into models/synth-teacher)
 set -euo pipefail
@@ -22,6 +22,8 @@ stage 8 configs/synth-teacher-stage8.json --init-from "$R/stage4/model"
 stage 9 configs/synth-teacher-stage9.json --init-from "$R/stage8/model"
 stage 10 configs/synth-teacher-stage10.json --init-from "$R/stage9/model"
 stage 11 configs/synth-teacher-stage11.json --init-from "$R/stage10/model"
-"$BIN" eval --model "$R/stage11/model" --num-samples 64 --batch 16 --seed 0 --json "$R/stage11/synthbench.json" \
-  --sheet "$R/stage11/contact_sheet.png"
-if [ $INSTALL = 1 ]; then cp "$R"/stage11/model/* models/synth-teacher/; echo "installed into models/synth-teacher"; fi
+stage 12 configs/synth-teacher-stage12.json --init-from "$R/stage11/model"
+stage 14 configs/synth-teacher-stage14.json --init-from "$R/stage12/model"
+"$BIN" eval --model "$R/stage14/model" --num-samples 64 --batch 16 --seed 0 --json "$R/stage14/synthbench.json" \
+  --sheet "$R/stage14/contact_sheet.png"
+if [ $INSTALL = 1 ]; then cp "$R"/stage14/model/* models/synth-teacher/; echo "installed into models/synth-teacher"; fi
