@@ -1,12 +1,17 @@
 // `surgeon plan uniform`: write an attention plan that converts the chosen blocks of a model (all by default)
 // to one kind (softmax|hybrid|linear|chunked) with one set of options; every other block stays softmax.
+// `surgeon plan knapsack`: stage 2, one option per block from a block-error table under a compute budget.
 #include <cstdio>
+#include <sstream>
+
+#include <fmt/format.h>
 
 #include "attention/attention_plan.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
+#include "surgery/rate_selection.h"
 
 namespace surgeon::cli {
 
@@ -46,6 +51,41 @@ void run_plan_uniform(const PlanUniformArgs& a, const CLI::App& cmd) {
     std::printf("wrote %s: %lld of %lld blocks -> %s\n", a.out.c_str(), static_cast<long long>(plan.num_converted()),
                 static_cast<long long>(cfg.num_layers), e.normalized(cfg.head_dim()).describe().c_str());
 }
+struct PlanKnapsackArgs {
+    std::string model, errors, grid, solver = "dp", out;
+    double budget = 0;
+    int64_t frames = 81, height = 480, width = 832, units = 100000;
+};
+
+// "21x30x52" (tokens: frames x height x width) -> TokenGrid.
+TokenGrid parse_grid(const std::string& s) {
+    TokenGrid g;
+    char x1 = 0, x2 = 0;
+    std::istringstream in(s);
+    in >> g.frames >> x1 >> g.height >> x2 >> g.width;
+    SURGEON_CHECK(in && in.peek() == EOF && x1 == 'x' && x2 == 'x' && g.frames > 0 && g.height > 0 && g.width > 0,
+                  "--grid: expected FRAMESxHEIGHTxWIDTH in tokens, e.g. 21x30x52, got '{}'", s);
+    return g;
+}
+
+void run_plan_knapsack(const PlanKnapsackArgs& a, const CLI::App& cmd) {
+    const WanConfig cfg = read_model_config(find_model_folder(a.model));
+    const bool video_given = cmd.get_option("--frames")->count() + cmd.get_option("--height")->count() +
+                             cmd.get_option("--width")->count() > 0;
+    SURGEON_CHECK(a.grid.empty() || !video_given, "give either --grid or --frames/--height/--width, not both");
+    const TokenGrid grid = a.grid.empty() ? token_grid_for_video(cfg, a.frames, a.height, a.width) : parse_grid(a.grid);
+    const auto table = BlockErrorTable::load(a.errors);
+    const auto sel = select_rates(table, cfg, grid, a.budget, parse_knapsack_solver(a.solver), a.units);
+    std::printf("knapsack (%s%s) over %lld blocks x %zu options, grid %lldx%lldx%lld = %lld tokens, %s\n",
+                a.solver.c_str(), a.solver == "dp" ? fmt::format(", {} units", a.units).c_str() : "",
+                static_cast<long long>(table.num_blocks()), table.options.size(), static_cast<long long>(grid.frames),
+                static_cast<long long>(grid.height), static_cast<long long>(grid.width),
+                static_cast<long long>(grid.tokens()), sel.flops ? "attention FLOPs (cost model)" : "the table's costs");
+    std::printf("%s", describe_selection(sel, table).c_str());
+    sel.plan.save(a.out);
+    std::printf("wrote %s: %lld of %lld blocks converted\n", a.out.c_str(), static_cast<long long>(sel.plan.num_converted()),
+                static_cast<long long>(cfg.num_layers));
+}
 }  // namespace
 
 void register_plan_commands(CLI::App& app) {
@@ -72,6 +112,24 @@ void register_plan_commands(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--out", a->out, "plan JSON file to write")->required();
     cmd->callback([a, cmd]() { run_plan_uniform(*a, *cmd); });
+
+    auto k = std::make_shared<PlanKnapsackArgs>();
+    auto* kc = plan->add_subcommand(
+        "knapsack", "Stage 2: one option per block from a block-error table, least summed error within a budget");
+    kc->add_option("--model", k->model, "model folder whose config sizes the plan")->required();
+    kc->add_option("--errors", k->errors, "block-error table JSON (format surgeon.block_errors: options, errors[block][option], optional costs)")
+        ->required();
+    kc->add_option("--budget", k->budget, "fraction of the teacher's attention cost (e.g. 0.6)")->required();
+    kc->add_option("--frames", k->frames, "video frames the FLOPs are counted for")->capture_default_str();
+    kc->add_option("--height", k->height, "video height")->capture_default_str();
+    kc->add_option("--width", k->width, "video width")->capture_default_str();
+    kc->add_option("--grid", k->grid, "token grid FxHxW instead of a video size (e.g. 16x16x16 for the synth teacher)");
+    kc->add_option("--solver", k->solver, "dp (fast, costs rounded up onto the grid) or brute (every combination)")
+        ->check(CLI::IsMember({"dp", "brute"}))
+        ->capture_default_str();
+    kc->add_option("--units", k->units, "dp: grid steps of the budget")->capture_default_str();
+    kc->add_option("--out", k->out, "plan JSON file to write")->required();
+    kc->callback([k, kc]() { run_plan_knapsack(*k, *kc); });
 }
 
 }  // namespace surgeon::cli
