@@ -28,5 +28,6 @@ void register_world_commands(CLI::App& app);  // world, ... (cmd_world.cpp)
 void register_plan_commands(CLI::App& app);   // plan (cmd_plan.cpp)
 void register_synth_commands(CLI::App& app);  // train, generate, eval (cmd_synth.cpp)
 void register_plot_commands(CLI::App& app);   // plot (cmd_plot.cpp)
+void register_distill(CLI::App& app);         // distill (cmd_distill.cpp)
 
 }  // namespace surgeon::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     register_plan_commands(app);
     register_synth_commands(app);
     register_plot_commands(app);
+    register_distill(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -71,9 +71,9 @@ torch::Tensor SynthModel::condition(int64_t batch) const {
 }
 
 torch::Tensor SynthModel::velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
-                                   const torch::Tensor& y_in) {
+                                   const torch::Tensor& y_in, const ActivationTap* tap) {
     const auto y = y_in.defined() ? y_in : condition(x.size(0));
-    return dit->forward(y.defined() ? torch::cat({x.to(y.device(), torch::kFloat32), y}, 1) : x, t, context);
+    return dit->forward(y.defined() ? torch::cat({x.to(y.device(), torch::kFloat32), y}, 1) : x, t, context, tap);
 }
 
 torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width) {

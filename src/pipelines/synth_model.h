@@ -52,8 +52,9 @@ struct SynthModel {
     // The DiT's velocity for videos x [B, out_dim, T, H, W] at timesteps t [B] (sigma * 1000): the forward with
     // this model's conditioning concatenated. `y` = condition(B) when given (a loop passes it once made), else
     // made here.
+    // `tap` (optional) observes the DiT's intermediates (model/wan_model.h).
     torch::Tensor velocity(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,
-                           const torch::Tensor& y = {});
+                           const torch::Tensor& y = {}, const ActivationTap* tap = nullptr);
     void to(torch::Device device);
 };
 

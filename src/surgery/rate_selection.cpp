@@ -74,36 +74,43 @@ json BlockErrorTable::to_json() const {
     return j;
 }
 
-BlockErrorTable BlockErrorTable::from_json(const json& j, const std::string& source) {
-    SURGEON_CHECK(j.is_object(), "{}: block-error table must be a JSON object", source);
-    for (auto it = j.begin(); it != j.end(); ++it)
-        SURGEON_CHECK(std::set<std::string>({"format", "version", "options", "errors", "costs"}).count(it.key()),
-                      "{}: unknown key '{}'", source, it.key());
-    SURGEON_CHECK(j.value("format", std::string()) == "surgeon.block_errors",
-                  "{}: field 'format': expected \"surgeon.block_errors\", got {}", source,
-                  j.contains("format") ? j["format"].dump() : "nothing");
-    SURGEON_CHECK(j.contains("version") && j["version"].is_number_integer() && j["version"].get<int>() == kVersion,
-                  "{}: block-error table version: expected {}, got {}", source, kVersion,
-                  j.contains("version") ? j["version"].dump() : "nothing");
-    SURGEON_CHECK(j.contains("options") && j["options"].is_array() && !j["options"].empty(),
-                  "{}: 'options' must be a non-empty array", source);
-    BlockErrorTable t;
-    for (size_t o = 0; o < j["options"].size(); ++o) {
-        json e = j["options"][o];
+void parse_table_options(const json& options, const std::string& source, std::vector<std::string>& names,
+                         std::vector<PlanEntry>& entries) {
+    SURGEON_CHECK(options.is_array() && !options.empty(), "{}: 'options' must be a non-empty array", source);
+    names.clear();
+    entries.clear();
+    for (size_t o = 0; o < options.size(); ++o) {
+        json e = options[o];
         SURGEON_CHECK(e.is_object() && e.contains("name") && e["name"].is_string() && !e["name"].get<std::string>().empty(),
                       "{}: option {} needs a non-empty string 'name'", source, o);
         const std::string name = e["name"].get<std::string>();
-        SURGEON_CHECK(std::find(t.names.begin(), t.names.end(), name) == t.names.end(),
-                      "{}: option name '{}' appears twice", source, name);
+        SURGEON_CHECK(std::find(names.begin(), names.end(), name) == names.end(), "{}: option name '{}' appears twice",
+                      source, name);
         e.erase("name");
         e["block"] = 0;
         json one = {{"version", AttentionPlan::kVersion}, {"blocks", json::array({e})}};
         const std::string where = fmt::format("{}: option '{}'", source, name);
         const PlanEntry entry = AttentionPlan::from_json(one, where).blocks[0];
         validate_entry(entry, entry.feature_map.head_dim, nullptr, where);  // head dim and grid: at selection
-        t.options.push_back(entry);
-        t.names.push_back(name);
+        entries.push_back(entry);
+        names.push_back(name);
     }
+}
+
+BlockErrorTable BlockErrorTable::from_json(const json& j, const std::string& source) {
+    SURGEON_CHECK(j.is_object(), "{}: block-error table must be a JSON object", source);
+    for (auto it = j.begin(); it != j.end(); ++it)
+        SURGEON_CHECK(std::set<std::string>({"format", "version", "options", "errors", "costs"}).count(it.key()),
+                      "{}: unknown key '{}'", source, it.key());
+    SURGEON_CHECK(j.contains("format") && j["format"].is_string() && j["format"].get<std::string>() == "surgeon.block_errors",
+                  "{}: field 'format': expected \"surgeon.block_errors\", got {}", source,
+                  j.contains("format") ? j["format"].dump() : "nothing");
+    SURGEON_CHECK(j.contains("version") && j["version"].is_number_integer() && j["version"].get<int>() == kVersion,
+                  "{}: block-error table version: expected {}, got {}", source, kVersion,
+                  j.contains("version") ? j["version"].dump() : "nothing");
+    SURGEON_CHECK(j.contains("options"), "{}: missing field 'options'", source);
+    BlockErrorTable t;
+    parse_table_options(j["options"], source, t.names, t.options);
     SURGEON_CHECK(j.contains("errors"), "{}: missing field 'errors'", source);
     t.errors = read_matrix(j["errors"], "errors", t.options.size(), true, source);
     if (j.contains("costs")) {

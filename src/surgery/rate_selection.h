@@ -38,6 +38,11 @@ struct BlockErrorTable {
     void save(const std::string& path) const;  // atomic
 };
 
+// The "options" array of a table (also the options file of `surgeon distill`): names and plan entries, each
+// entry checked on its own (head dim and grid are checked at selection); errors name `source` and the option.
+void parse_table_options(const nlohmann::json& options, const std::string& source, std::vector<std::string>& names,
+                         std::vector<PlanEntry>& entries);
+
 enum class KnapsackSolver { Dp, Brute };
 KnapsackSolver parse_knapsack_solver(const std::string& s);  // "dp" | "brute"
 

@@ -147,3 +147,56 @@ TEST(SynthCli, GenerateRealWanWithVaeAndContextFile) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("--vae DIR and --context FILE"), std::string::npos) << r.err;
 }
+
+TEST(SynthCli, DistillWritesATableThatResumesExactlyAndFeedsTheKnapsack) {
+    // Stage 1 then stage 2 on a tiny trained teacher: `distill` writes block_errors.json (softmax 0, the others
+    // their held-out error) and phi per option and block; a run cut by --time-limit and resumed gives the same
+    // table as an uninterrupted one; `plan knapsack` selects from the table.
+    auto dir = temp_dir("cli_distill");
+    const std::string cfg = std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json";
+    auto r = run_surgeon("train --config " + cfg + " --out " + dir + "/t --steps 10");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    {
+        std::ofstream o(dir + "/options.json");
+        o << R"({"options": [{"name": "softmax", "kind": "softmax"}, {"name": "R2", "kind": "hybrid", "rate": 2},
+                             {"name": "elu", "kind": "linear", "feature_map": {"kind": "elu1"}}]})";
+    }
+    const std::string base = "distill --model " + dir + "/t/model --options " + dir + "/options.json --clips 2 " +
+                             "--heldout-clips 1 --sigmas 0.4 0.9 --steps 4 --out ";
+    r = run_surgeon(base + dir + "/full");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("distilled 4 entries"), std::string::npos) << r.out;
+    const auto full = nlohmann::json::parse(read_text_file(dir + "/full/block_errors.json"));
+    ASSERT_EQ(full["errors"].size(), 2u);
+    for (const auto& row : full["errors"]) {
+        EXPECT_EQ(row[0].get<double>(), 0.0);
+        EXPECT_GT(row[1].get<double>(), 0.0);
+        EXPECT_GT(row[2].get<double>(), 0.0);
+    }
+    EXPECT_TRUE(fs::exists(dir + "/full/phi/R2/block1.safetensors"));
+    EXPECT_FALSE(fs::exists(dir + "/full/phi/elu"));  // elu1 has no parameters
+
+    // Cut after the first entry, then resumed: same table.
+    r = run_surgeon(base + dir + "/cut --time-limit 0.001");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("stopped at the time limit after 1 of 4 entries"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(dir + "/cut/block_errors.json"));
+    r = run_surgeon(base + dir + "/cut");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("holds a distillation run; --resume continues it"), std::string::npos) << r.err;
+    r = run_surgeon("distill --model " + dir + "/t/model --options " + dir + "/options.json --clips 2 " +
+                    "--heldout-clips 1 --sigmas 0.4 0.9 --steps 5 --resume --out " + dir + "/cut");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("--resume: setting 'steps' differs from the run in"), std::string::npos) << r.err;
+    r = run_surgeon(base + dir + "/cut --resume");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(read_text_file(dir + "/cut/block_errors.json")), full);
+
+    r = run_surgeon("plan knapsack --model " + dir + "/t/model --errors " + dir + "/full/block_errors.json --budget 0.9 " +
+                    "--grid 4x4x4 --out " + dir + "/plan.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/plan.json"));
+    r = run_surgeon("distill --model " + dir + "/t/model --options " + dir + "/nope.json --out " + dir + "/x");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}

@@ -1,0 +1,123 @@
+// Stage 1 building blocks: the attention recorder captures exactly what a block's core sees and returns, and
+// value distillation of phi lowers the held-out error (and cannot change options without parameters).
+#include <filesystem>
+
+#include "attention/softmax_attention.h"
+#include "core/error.h"
+#include "model/model_io.h"
+#include "surgery/distill.h"
+#include "testing/testing.h"
+
+namespace surgeon {
+namespace {
+const std::string kTiny = testing::golden("wan-t2v-tiny");
+
+TokenGrid grid_of(const WanConfig& cfg, const torch::Tensor& latents) {
+    const auto& p = cfg.patch_size;
+    return {latents.size(2) / p[0], latents.size(3) / p[1], latents.size(4) / p[2]};
+}
+
+// Records the tiny golden model's cores on `n` random latents at spread-out timesteps (seeded).
+std::map<int64_t, std::vector<AttentionSample>> record_tiny(LoadedModel& lm, const TensorMap& in, int n, int seed) {
+    torch::NoGradGuard ng;
+    const auto& lat = in.at("in.latents");
+    AttentionRecorder rec(grid_of(lm.model->config(), lat));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    for (int i = 0; i < n; ++i) {
+        auto x = at::randn(lat.sizes(), gen, lat.options());
+        auto t = torch::full({lat.size(0)}, 50.0 + 900.0 * i / std::max(1, n - 1));
+        lm.model->forward(x, t, in.at("in.context"), &rec.tap());
+    }
+    return rec.samples();
+}
+
+TEST(Distill, RecorderSeesWhatTheCoreSees) {
+    SURGEON_REQUIRE_GOLDEN(kTiny);
+    auto in = load_safetensors(testing::golden("dit_forward.safetensors"));
+    auto lm = load_wan_model(kTiny);
+    const auto& cfg = lm.model->config();
+    const auto grid = grid_of(cfg, in.at("in.latents"));
+    AttentionRecorder all(grid), one(grid, {1});
+    torch::NoGradGuard ng;
+    lm.model->forward(in.at("in.latents"), in.at("in.timestep"), in.at("in.context"), &all.tap());
+    lm.model->forward(in.at("in.latents"), in.at("in.timestep"), in.at("in.context"), &one.tap());
+    ASSERT_EQ(all.samples().size(), static_cast<size_t>(cfg.num_layers));
+    ASSERT_EQ(one.samples().size(), 1u);
+    ASSERT_EQ(one.samples().count(1), 1u);
+    for (const auto& [b, list] : all.samples()) {
+        ASSERT_EQ(list.size(), 1u);
+        const auto& s = list[0];
+        EXPECT_EQ(s.q.sizes(), (std::vector<int64_t>{in.at("in.latents").size(0), grid.tokens(), cfg.num_heads, cfg.head_dim()}));
+        // The teacher's core on the recorded q, k, v gives the recorded output: these are its true inputs.
+        SoftmaxAttentionImpl core;
+        EXPECT_LE(testing::rel_error(core.forward(s.q, s.k, s.v, s.grid), s.y), 1e-6) << "block " << b;
+        // q and k are not the same tensor (norm + RoPE applied separately) and the output is not v.
+        EXPECT_GT(testing::rel_error(s.q, s.k), 1e-3);
+        EXPECT_GT(testing::rel_error(s.y, s.v), 1e-3);
+    }
+    EXPECT_TRUE(torch::equal(one.samples().at(1)[0].y, all.samples().at(1)[0].y));
+}
+
+TEST(Distill, TrainingPhiLowersTheHeldOutValueError) {
+    SURGEON_REQUIRE_GOLDEN(kTiny);
+    auto in = load_safetensors(testing::golden("dit_forward.safetensors"));
+    auto lm = load_wan_model(kTiny);
+    auto train = record_tiny(lm, in, 6, 1);
+    auto heldout = record_tiny(lm, in, 3, 2);
+    PlanEntry linear;
+    linear.kind = AttentionKind::Linear;  // poly, the paper's map: all the attention comes from phi
+    PlanEntry hybrid = linear;
+    hybrid.kind = AttentionKind::Hybrid;
+    hybrid.rate = 4;
+    DistillOptions opt;
+    opt.steps = 150;
+    opt.lr = 3e-3;
+    for (const auto& e : {linear, hybrid}) {
+        for (int64_t b : {0, 1}) {
+            auto r = distill_block(e, train.at(b), heldout.at(b), opt);
+            EXPECT_EQ(r.train_l1.size(), 150u);
+            EXPECT_LT(r.heldout_l1, 0.8 * r.heldout_l1_init) << e.describe() << " block " << b << ": "
+                                                               << r.heldout_l1_init << " -> " << r.heldout_l1;
+            // The reported error is the core's, measured again.
+            EXPECT_NEAR(value_l1(*r.core, heldout.at(b)), r.heldout_l1, 1e-12);
+        }
+    }
+}
+
+TEST(Distill, OptionsWithoutFreedomAndBadInput) {
+    SURGEON_REQUIRE_GOLDEN(kTiny);
+    auto in = load_safetensors(testing::golden("dit_forward.safetensors"));
+    auto lm = load_wan_model(kTiny);
+    auto s = record_tiny(lm, in, 3, 3);
+    const auto& samples = s.at(0);
+    // elu1 has no parameters: measured, not trained.
+    PlanEntry elu;
+    elu.kind = AttentionKind::Linear;
+    elu.feature_map.kind = FeatureMapKind::Elu1;
+    auto r = distill_block(elu, samples, samples, DistillOptions{});
+    EXPECT_TRUE(r.train_l1.empty());
+    EXPECT_EQ(r.heldout_l1, r.heldout_l1_init);
+    EXPECT_GT(r.heldout_l1, 0);
+    // Rate 1: every key is a softmax key, the core is the teacher whatever phi is: zero error, untrained or not.
+    PlanEntry r1;
+    r1.kind = AttentionKind::Hybrid;
+    r1.rate = 1;
+    DistillOptions few;
+    few.steps = 3;
+    r = distill_block(r1, samples, samples, few);
+    EXPECT_LT(r.heldout_l1_init, 1e-6);
+    EXPECT_LT(r.heldout_l1, 1e-6);
+    // One-line errors.
+    EXPECT_NE(testing::error_of([&] { distill_block(PlanEntry{}, samples, samples, few); })
+                  .find("the softmax option has nothing to distil"),
+              std::string::npos);
+    EXPECT_NE(testing::error_of([&] { distill_block(r1, {}, samples, few); }).find("need training and held-out samples"),
+              std::string::npos);
+    auto odd = samples;
+    odd[0].y = odd[0].y.narrow(2, 0, 1);
+    EXPECT_NE(testing::error_of([&] { distill_block(r1, odd, samples, few); }).find("samples must share"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace surgeon
