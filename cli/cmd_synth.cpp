@@ -13,6 +13,9 @@
 #include "model/model_io.h"
 #include "pipelines/synth_model.h"
 #include "pipelines/trainer.h"
+#include "surgery/attention_swap.h"
+#include "surgery/distill.h"
+#include "surgery/student_checkpoint.h"
 #include "vae/vae_io.h"
 #include "world/fidelity.h"
 #include "world/prompt.h"
@@ -88,8 +91,21 @@ void run_train(const TrainArgs& a) {
 }
 
 // ---------------------------------------------------------------------------------------------- generate
+// A synth model under an optional attention plan (--plan) with optional distilled feature maps (--phi, the
+// output folder of `surgeon distill`); phi not given are drawn from the seed.
+SynthModel load_synth_cli(const std::string& model, const std::string& plan, const std::string& phi,
+                          torch::Device device, Precision precision, uint64_t seed) {
+    auto m = load_synth_model(model, device, precision, plan, seed);
+    if (!phi.empty()) {
+        SURGEON_CHECK(plan_of(m.dit).num_converted() > 0, "--phi: {} runs no attention plan to load them into (give --plan)",
+                      model);
+        load_distilled_phi(m.dit, phi);
+    }
+    return m;
+}
+
 struct GenerateArgs {
-    std::string model, prompt, out, vae, context, trace;
+    std::string model, prompt, out, vae, context, trace, plan, phi;
     int64_t frames = 81, height = 480, width = 832;
     SamplingFlags sampling;
     CommonOptions common;
@@ -102,7 +118,7 @@ void run_generate(const GenerateArgs& a) {
         SURGEON_CHECK(fs::path(a.trace).extension() == ".png", "--trace writes a PNG contact sheet: expected a .png path, got '{}'", a.trace);
     if (is_synth_model_folder(a.model)) {
         SURGEON_CHECK(!a.prompt.empty(), "--prompt is required for a synthetic-world model");
-        auto m = load_synth_model(a.model, device, precision);
+        auto m = load_synth_cli(a.model, a.plan, a.phi, device, precision, a.common.seed);
         m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
         auto o = a.sampling.resolve(m.settings.sampling);
         o.progress = true;
@@ -133,7 +149,8 @@ void run_generate(const GenerateArgs& a) {
     auto in = load_safetensors(a.context);
     auto ctx = require_tensor(in, "context", a.context);
     auto neg = in.count("negative_context") ? in.at("negative_context") : torch::zeros_like(ctx);
-    auto model = load_wan_model(a.model, device, precision).model;
+    SURGEON_CHECK(a.phi.empty(), "--phi (distilled feature maps of `surgeon distill`) is for synthetic-world models");
+    auto model = load_model_or_student(a.model, a.plan, a.common.seed, device, precision).loaded.model;
     model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     SampleOptions def;
     auto o = a.sampling.resolve(def);
@@ -153,7 +170,7 @@ void run_generate(const GenerateArgs& a) {
 
 // ---------------------------------------------------------------------------------------------- eval
 struct EvalArgs {
-    std::string model, reference, json_out, sheet;
+    std::string model, reference, json_out, sheet, plan, phi;
     std::vector<double> denoise_sigmas;
     int64_t num_samples = 8, batch = 4;
     SamplingFlags sampling;
@@ -164,7 +181,7 @@ void run_eval(const EvalArgs& a) {
     SURGEON_CHECK(a.batch >= 1, "--batch must be >= 1");
     const auto device = parse_device(a.common.device);
     const auto precision = parse_precision(a.common.dtype);
-    auto m = load_synth_model(a.model, device, precision);
+    auto m = load_synth_cli(a.model, a.plan, a.phi, device, precision, a.common.seed);
     m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     std::optional<SynthModel> ref;
     if (!a.reference.empty()) ref = load_synth_model(a.reference, device, precision);
@@ -235,6 +252,8 @@ void run_eval(const EvalArgs& a) {
     j["num_samples"] = a.num_samples;
     j["sampling"] = sampling_to_json(o);
     j["model"] = a.model;
+    if (!a.plan.empty()) j["plan"] = a.plan;
+    if (!a.phi.empty()) j["phi"] = a.phi;
     j["samples"] = per_sample;
     if (ref) {
         j["psnr"] = psnr_sum / a.num_samples;
@@ -280,6 +299,8 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_option("--frames", a->frames, "video frames, 4n+1 (real Wan models)")->capture_default_str();
         cmd->add_option("--height", a->height, "video height (real Wan models)")->capture_default_str();
         cmd->add_option("--width", a->width, "video width (real Wan models)")->capture_default_str();
+        cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed unless --phi");
+        cmd->add_option("--phi", a->phi, "output folder of `surgeon distill`: its trained feature maps (synthetic-world models)");
         a->sampling.add(cmd);
         add_common_options(cmd, a->common);
         cmd->callback([a]() { run_generate(*a); });
@@ -299,6 +320,8 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_option("--sheet", a->sheet, "write a PNG contact sheet of the first 8 videos");
         cmd->add_option("--denoise-sigmas", a->denoise_sigmas,
                         "also report the one-step x0 error at these noise levels (e.g. 0.05 0.2 0.5 0.8)");
+        cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed unless --phi");
+        cmd->add_option("--phi", a->phi, "output folder of `surgeon distill`: its trained feature maps");
         a->sampling.add(cmd);
         add_common_options(cmd, a->common);
         cmd->callback([a]() { run_eval(*a); });

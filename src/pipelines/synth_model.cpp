@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "model/model_io.h"
+#include "surgery/student_checkpoint.h"
 #include "world/rng.h"
 
 namespace surgeon {
@@ -122,7 +123,8 @@ bool is_synth_model_folder(const std::string& dir) {
     return fs::exists(fs::path(dir) / "text_encoder.safetensors") && fs::exists(fs::path(dir) / "surgeon.json");
 }
 
-SynthModel load_synth_model(const std::string& dir, torch::Device device, Precision precision) {
+SynthModel load_synth_model(const std::string& dir, torch::Device device, Precision precision,
+                            const std::string& plan_path, uint64_t seed) {
     SURGEON_CHECK(is_synth_model_folder(dir), "{}: not a synthetic-world model folder (needs text_encoder.safetensors and surgeon.json)", dir);
     SynthModel m;
     try {
@@ -130,7 +132,7 @@ SynthModel load_synth_model(const std::string& dir, torch::Device device, Precis
     } catch (const json::exception& e) {
         fail("{}/surgeon.json: invalid JSON ({})", dir, e.what());
     }
-    m.dit = load_wan_model(dir, device, precision).model;
+    m.dit = load_model_or_student(dir, plan_path, seed, device, precision).loaded.model;
     const auto& dc = m.dit->config();
     SURGEON_CHECK(dc.in_dim == expected_in_dim(m.settings.position_channels, dc.out_dim),
                   "{}: DiT in_dim {} does not fit out_dim {} {} position channels (surgeon.json position_channels: {}); expected in_dim {}",

@@ -65,8 +65,11 @@ torch::Tensor position_planes(int64_t frames, int64_t height, int64_t width);
 int64_t expected_in_dim(bool position_channels, int64_t out_dim);
 
 bool is_synth_model_folder(const std::string& dir);
+// `plan_path` (optional): run the DiT under that attention plan (phi drawn from `seed` where the checkpoint has
+// none); a DiT checkpoint that carries a plan (a student) runs under it (surgery/student_checkpoint.h).
 SynthModel load_synth_model(const std::string& dir, torch::Device device = torch::kCPU,
-                            Precision precision = Precision::Float32);
+                            Precision precision = Precision::Float32, const std::string& plan_path = "",
+                            uint64_t seed = 0);
 // Writes the folder atomically file by file; the DiT in `dtype`, sharded at `max_shard_bytes` (0 = one file).
 void save_synth_model(const SynthModel& m, const std::string& dir, torch::ScalarType dtype = torch::kFloat32,
                       uint64_t max_shard_bytes = 0);

@@ -5,6 +5,11 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/safetensors.h"
+#include "model/model_io.h"
+#include "surgery/attention_swap.h"
+#include "surgery/rate_selection.h"
 
 namespace surgeon {
 
@@ -82,6 +87,29 @@ DistillResult distill_block(const PlanEntry& entry, const std::vector<AttentionS
     }
     r.heldout_l1 = value_l1(*r.core, heldout);
     return r;
+}
+
+void load_distilled_phi(WanModel& model, const std::string& distill_dir) {
+    const std::string table_path = distill_dir + "/block_errors.json";
+    SURGEON_CHECK(file_exists(table_path), "{}: no block_errors.json (not a finished `surgeon distill` run)", distill_dir);
+    const auto table = BlockErrorTable::load(table_path);
+    const auto& cfg = model->config();
+    const auto plan = plan_of(model);
+    for (int64_t b = 0; b < cfg.num_layers; ++b) {
+        const auto& e = plan.blocks[b];
+        if (e.kind == AttentionKind::Softmax) continue;
+        int64_t match = -1;
+        for (size_t o = 0; o < table.options.size() && match < 0; ++o)
+            if (table.options[o].normalized(cfg.head_dim()) == e.normalized(cfg.head_dim())) match = static_cast<int64_t>(o);
+        SURGEON_CHECK(match >= 0, "block {} runs {}, which is not an option of {}", b, e.describe(), table_path);
+        auto core = model->block(b)->self_attn->core();
+        if (core->parameters().empty()) continue;  // elu1 / relu: nothing was trained
+        const std::string path = fmt::format("{}/phi/{}/block{}.safetensors", distill_dir, table.names[match], b);
+        SURGEON_CHECK(file_exists(path), "block {}: {} is missing (the distillation run did not train it)", b, path);
+        auto tensors = load_safetensors(path);
+        for (auto& [n, t] : tensors) t = t.to(torch::kFloat32);
+        load_state_dict_strict(*core, tensors, {}, path);
+    }
 }
 
 }  // namespace surgeon

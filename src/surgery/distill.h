@@ -65,4 +65,10 @@ struct DistillResult {
 DistillResult distill_block(const PlanEntry& entry, const std::vector<AttentionSample>& train,
                             const std::vector<AttentionSample>& heldout, const DistillOptions& options);
 
+// Loads the phi that `surgeon distill` trained (its output folder: block_errors.json names the options,
+// phi/<option>/block<N>.safetensors holds them) into every converted block of `model` (already under a plan,
+// e.g. from `surgeon plan knapsack`): the option whose entry equals the block's. Strict: one line naming the
+// block when no option matches, a file is missing, or a tensor is missing, unexpected or mis-shaped.
+void load_distilled_phi(WanModel& model, const std::string& distill_dir);
+
 }  // namespace surgeon

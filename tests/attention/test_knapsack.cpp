@@ -7,6 +7,7 @@
 
 #include "attention/cost_model.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
 #include "surgery/knapsack.h"
@@ -259,9 +260,9 @@ TEST(RateSelection, OwnCostsAndTheUniformComparison) {
 }
 
 TEST(RateSelection, TheReadmeExampleTableOnTheBundledTeacher) {
-    // configs/block-errors-example.json on models/synth-teacher (8 blocks, 16x16x16 tokens), as in the README:
+    // examples/block-errors.json on models/synth-teacher (8 blocks, 16x16x16 tokens), as in the README:
     // the DP's choice is proven optimal, agrees with brute force (5^8 choices) and beats every uniform plan.
-    const auto t = BlockErrorTable::load(std::string(SURGEON_SOURCE_DIR) + "/configs/block-errors-example.json");
+    const auto t = BlockErrorTable::load(std::string(SURGEON_SOURCE_DIR) + "/examples/block-errors.json");
     const WanConfig cfg = read_model_config(find_model_folder(std::string(SURGEON_SOURCE_DIR) + "/models/synth-teacher"));
     const TokenGrid grid{16, 16, 16};
     for (double f : {0.4, 0.6, 0.8}) {
@@ -273,6 +274,17 @@ TEST(RateSelection, TheReadmeExampleTableOnTheBundledTeacher) {
         ASSERT_TRUE(dp.uniform.has_value()) << f;
         EXPECT_LE(dp.solution.error, dp.uniform->error + 1e-12) << f;
     }
+}
+
+TEST(RateSelection, TheDistillOptionsExampleParses) {
+    std::vector<std::string> names;
+    std::vector<PlanEntry> entries;
+    const auto path = std::string(SURGEON_SOURCE_DIR) + "/examples/distill-options.json";
+    parse_table_options(nlohmann::json::parse(read_text_file(path))["options"], path, names, entries);
+    EXPECT_EQ(names, (std::vector<std::string>{"softmax", "R2", "R4", "R8", "linear"}));
+    EXPECT_EQ(entries[2].rate, 4);
+    // Its options are the example table's.
+    EXPECT_EQ(BlockErrorTable::load(std::string(SURGEON_SOURCE_DIR) + "/examples/block-errors.json").names, names);
 }
 
 TEST(PlanCli, KnapsackWritesAPlanWithinTheBudget) {

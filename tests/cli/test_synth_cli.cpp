@@ -196,6 +196,36 @@ TEST(SynthCli, DistillWritesATableThatResumesExactlyAndFeedsTheKnapsack) {
                     "--grid 4x4x4 --out " + dir + "/plan.json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir + "/plan.json"));
+
+    // The student runs: the teacher under a plan with the distilled phi (generate and eval).
+    r = run_surgeon("plan uniform --model " + dir + "/t/model --kind hybrid --rate 2 --out " + dir + "/r2.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string student = " --model " + dir + "/t/model --plan " + dir + "/r2.json --phi " + dir + "/full";
+    r = run_surgeon("generate" + student + " --prompt \"a small red circle staying still on a gray background\" --out " +
+                    dir + "/s.png");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(dir + "/s.png"));
+    r = run_surgeon("eval" + student + " --num-samples 1 --reference-model " + dir + "/t/model --json " + dir + "/se.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto se = nlohmann::json::parse(read_text_file(dir + "/se.json"));
+    EXPECT_EQ(se["phi"], dir + "/full");
+    EXPECT_LT(se["psnr"].get<double>(), 200.0);  // the hybrid student differs from its teacher
+    // Without the distilled phi the same plan runs seeded phi: another video.
+    r = run_surgeon("generate --model " + dir + "/t/model --plan " + dir + "/r2.json --prompt \"a small red circle staying " +
+                    "still on a gray background\" --out " + dir + "/s_seeded.png");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(read_text_file(dir + "/s.png"), read_text_file(dir + "/s_seeded.png"));
+    // One-line errors: phi without a plan, and a plan whose option the run did not distil.
+    r = run_surgeon("generate --model " + dir + "/t/model --phi " + dir + "/full --prompt x --out " + dir + "/e.png");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("runs no attention plan to load them into"), std::string::npos) << r.err;
+    r = run_surgeon("plan uniform --model " + dir + "/t/model --kind hybrid --rate 4 --out " + dir + "/r4.json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_surgeon("generate --model " + dir + "/t/model --plan " + dir + "/r4.json --phi " + dir + "/full --prompt x --out " +
+                    dir + "/e.png");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("block 0 runs hybrid R=4"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/e.png"));
     r = run_surgeon("distill --model " + dir + "/t/model --options " + dir + "/nope.json --out " + dir + "/x");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
