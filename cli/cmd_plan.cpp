@@ -124,7 +124,7 @@ void register_plan_commands(CLI::App& app) {
     kc->add_option("--height", k->height, "video height")->capture_default_str();
     kc->add_option("--width", k->width, "video width")->capture_default_str();
     kc->add_option("--grid", k->grid, "token grid FxHxW instead of a video size (e.g. 16x16x16 for the synth teacher)");
-    kc->add_option("--solver", k->solver, "dp (fast, costs rounded up onto the grid) or brute (every combination)")
+    kc->add_option("--solver", k->solver, "dp (grid DP: proven optimal, or a stated lower bound) or brute (every combination)")
         ->check(CLI::IsMember({"dp", "brute"}))
         ->capture_default_str();
     kc->add_option("--units", k->units, "dp: grid steps of the budget")->capture_default_str();

@@ -19,8 +19,8 @@
 namespace surgeon {
 using json = nlohmann::json;
 
-json DistillRunConfig::settings_json() const {
-    return {{"model", model},         {"options", json::parse(read_text_file(options))},
+json DistillRunConfig::settings_json(const json& options_json) const {
+    return {{"model", model},         {"options", options_json},
             {"clips", clips},         {"heldout_clips", heldout_clips},
             {"sigmas", sigmas},       {"data_seed", data_seed},
             {"steps", train.steps},   {"lr", train.lr},
@@ -29,12 +29,11 @@ json DistillRunConfig::settings_json() const {
 
 namespace {
 // Records every block's core on clips [first, first + count) at every sigma (batch 1, the clip's prompt).
-std::map<int64_t, std::vector<AttentionSample>> record(SynthModel& m, const DistillRunConfig& c, int64_t first,
-                                                       int64_t count, Progress& bar, int64_t& done) {
+std::map<int64_t, std::vector<AttentionSample>> record(SynthModel& m, const TokenGrid& grid, const DistillRunConfig& c,
+                                                       int64_t first, int64_t count, Progress& bar, int64_t& done) {
     torch::NoGradGuard ng;
     const auto& size = m.settings.size;
-    const auto& p = m.dit->config().patch_size;
-    AttentionRecorder rec({size.frames / p[0], size.height / p[1], size.width / p[2]}, {}, torch::kFloat32, m.dit->device());
+    AttentionRecorder rec(grid, {}, torch::kFloat32, m.dit->device());
     for (int64_t n = first; n < first + count; ++n) {
         const auto spec = world::sample_spec(world::train_world_seed(c.data_seed, static_cast<uint64_t>(n)));
         const auto x0 = world::render(spec, size).unsqueeze(0).to(m.dit->device());
@@ -64,17 +63,15 @@ DistillRunResult run_distill(const DistillRunConfig& c) {
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::string> names;
     std::vector<PlanEntry> entries;
-    {
-        json oj;
-        try {
-            oj = json::parse(read_text_file(c.options));
-        } catch (const json::exception& e) {
-            fail("{}: invalid JSON ({})", c.options, e.what());
-        }
-        SURGEON_CHECK(oj.is_object() && oj.contains("options"), "{}: expected an object with 'options'", c.options);
-        parse_table_options(oj["options"], c.options, names, entries);
+    json oj;
+    try {
+        oj = json::parse(read_text_file(c.options));
+    } catch (const json::exception& e) {
+        fail("{}: invalid JSON ({})", c.options, e.what());
     }
-    const json settings = c.settings_json();
+    SURGEON_CHECK(oj.is_object() && oj.contains("options"), "{}: expected an object with 'options'", c.options);
+    parse_table_options(oj["options"], c.options, names, entries);
+    const json settings = c.settings_json(oj);
     const std::string progress_path = c.out + "/progress.json";
     json progress = {{"settings", settings}, {"done", json::object()}};
     if (file_exists(progress_path)) {
@@ -110,8 +107,8 @@ DistillRunResult run_distill(const DistillRunConfig& c) {
     if (r.entries_done < r.entries_total) {
         Progress rec_bar("record", recordings, c.progress);
         int64_t done = 0;
-        auto train = record(m, c, 0, c.clips, rec_bar, done);
-        auto heldout = record(m, c, c.clips, c.heldout_clips, rec_bar, done);
+        auto train = record(m, grid, c, 0, c.clips, rec_bar, done);
+        auto heldout = record(m, grid, c, c.clips, c.heldout_clips, rec_bar, done);
         rec_bar.finish();
         Progress bar("distill", r.entries_total, c.progress, r.entries_done);
         const int64_t entries_at_start = r.entries_done;  // every call finishes at least one entry

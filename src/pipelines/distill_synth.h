@@ -33,7 +33,8 @@ struct DistillRunConfig {
     double time_limit_s = 0;  // > 0: stop cleanly after the entry that crosses it (resume continues)
     torch::Device device = torch::kCPU;
     bool progress = true;
-    nlohmann::json settings_json() const;  // what must match on --resume
+    // What must match on --resume; `options` = the parsed options file.
+    nlohmann::json settings_json(const nlohmann::json& options) const;
 };
 
 struct DistillRunResult {

@@ -76,14 +76,17 @@ DistillResult distill_block(const PlanEntry& entry, const std::vector<AttentionS
     auto params = r.core->parameters();
     if (!params.empty() && options.steps > 0) {
         torch::optim::AdamW opt(params, torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+        std::vector<torch::Tensor> losses;  // read back once at the end: no host sync per step on the GPU
         for (int64_t step = 0; step < options.steps; ++step) {
             const auto& s = train[static_cast<size_t>(step) % train.size()];
             opt.zero_grad();
             auto loss = (r.core->forward(s.q, s.k, s.v, s.grid) - s.y).abs().mean();
             loss.backward();
             opt.step();
-            r.train_l1.push_back(loss.item<double>());
+            losses.push_back(loss.detach());
         }
+        const auto all = torch::stack(losses).to(torch::kCPU, torch::kFloat64);
+        r.train_l1.assign(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
     }
     r.heldout_l1 = value_l1(*r.core, heldout);
     return r;
