@@ -7,8 +7,8 @@
 namespace surgeon {
 using torch::Tensor;
 
-CausalChunkState::CausalChunkState(const PlanEntry& entry, int64_t tokens_per_frame)
-    : entry_(entry), hw_(tokens_per_frame) {
+CausalChunkState::CausalChunkState(const PlanEntry& entry, int64_t tokens_per_frame, Tensor log_scale)
+    : entry_(entry), hw_(tokens_per_frame), log_scale_(std::move(log_scale)) {
     SURGEON_CHECK(entry.kind == AttentionKind::Chunked && entry.causal,
                   "recurrent chunked attention: expected a causal chunked plan entry, got {}", entry.describe());
     SURGEON_CHECK(entry.chunk >= 1 && entry.overlap >= 0, "recurrent chunked attention: bad chunk {} / overlap {}",
@@ -37,7 +37,8 @@ Tensor CausalChunkState::step(const Tensor& q, const Tensor& k, const Tensor& v,
     auto sb = detail::softmax_branch(qt, torch::cat(ks, 2), torch::cat(vs, 2), entry_.stabilizer);  // o [B,H,n,D]
     Tensor y;  // [B, H, n, D]
     if (S_.defined()) {
-        y = detail::combine(sb, torch::matmul(pq, S_), torch::matmul(pq, z_.unsqueeze(-1)));
+        y = detail::combine(sb, torch::matmul(pq, S_), torch::matmul(pq, z_.unsqueeze(-1)),
+                            detail::linear_weight(log_scale_, frames_folded_ * hw_));
     } else {
         auto zero_num = torch::zeros_like(sb.o);
         auto zero_den = torch::zeros({q.size(0), q.size(2), q.size(1), 1}, sb.o.options());
@@ -53,17 +54,18 @@ Tensor CausalChunkState::step(const Tensor& q, const Tensor& k, const Tensor& v,
         auto dz = fr.phi_k.sum(2);                                          // [B, H, D']
         S_ = S_.defined() ? S_ + dS : dS;
         z_ = z_.defined() ? z_ + dz : dz;
+        ++frames_folded_;
         cache_.pop_front();
     }
     return y.transpose(1, 2);  // [B, n, H, D]
 }
 
 Tensor chunked_causal_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q,
-                                const Tensor& phi_k, const PlanEntry& entry, const TokenGrid& grid) {
+                                const Tensor& phi_k, const PlanEntry& entry, const TokenGrid& grid, const Tensor& log_scale) {
     SURGEON_CHECK(grid.tokens() == q.size(1), "recurrent chunked attention: grid has {} tokens, q has {}",
                   grid.tokens(), q.size(1));
     const int64_t HW = grid.tokens_per_frame();
-    CausalChunkState state(entry, HW);
+    CausalChunkState state(entry, HW, log_scale);
     std::vector<Tensor> outs;
     for (int64_t f0 = 0; f0 < grid.frames; f0 += entry.chunk) {
         const int64_t n = (std::min(f0 + entry.chunk, grid.frames) - f0) * HW;

@@ -45,6 +45,8 @@ AttentionFlops block_attention_flops(const PlanEntry& e, int64_t H, int64_t D, c
     const double N = static_cast<double>(grid.tokens());
     f.softmax = 4.0 * H * D * static_cast<double>(softmax_pairs(e, grid));
     if (!e.has_linear_branch()) return f;
+    if (e.has_softmax_branch() && e.stabilizer == Stabilizer::Max)
+        f.stabilizer = 2.0 * H * D * static_cast<double>(softmax_pairs(e, grid));
     const auto fm = e.feature_map.resolved(D);
     const double Dp = static_cast<double>(feature_dim(fm, D));
     f.linear_state = 2.0 * H * Dp * D * static_cast<double>(linear_keys(e, grid));

@@ -1,6 +1,7 @@
 // Attention FLOPs per block and per model (method.md §6), for plans and the knapsack of stage 2.
 // softmax 4*H*D*sum_i |T_S(i)|; linear state 2*H*D'*D*|T_L|; apply 2*H*N*D'*(D+1);
-// feature maps 2*H*N*(D*h + h*P*D) for each of q and k (hedgehog 2*H*N*D*D each); teacher 4*H*D*N^2.
+// feature maps 2*H*N*(D*h + h*P*D) for each of q and k (hedgehog 2*H*N*D*D each); teacher 4*H*D*N^2;
+// stabiliser max: one more score pass 2*H*D*sum_i |T_S(i)| (the row max and log-sum-exp, float32).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -12,8 +13,9 @@
 namespace surgeon {
 
 struct AttentionFlops {
-    double softmax = 0, linear_state = 0, linear_apply = 0, feature_maps = 0;
-    double total() const { return softmax + linear_state + linear_apply + feature_maps; }
+    // stabilizer: the max stabiliser's extra score pass over the softmax keys, 2*H*D*sum_i |T_S(i)| (q k^T only).
+    double softmax = 0, linear_state = 0, linear_apply = 0, feature_maps = 0, stabilizer = 0;
+    double total() const { return softmax + linear_state + linear_apply + feature_maps + stabilizer; }
 };
 
 // sum_i |T_S(i)| and |T_L| (keys that enter some linear state) of one entry on a grid.

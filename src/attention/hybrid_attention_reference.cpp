@@ -42,7 +42,7 @@ std::pair<Tensor, Tensor> key_sets(const PlanEntry& e, const TokenGrid& grid, in
 
 Tensor hybrid_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q,
                                   const Tensor& phi_k, const PlanEntry& e, const TokenGrid& grid, int64_t tile, int64_t q_begin,
-                                  int64_t q_count) {
+                                  int64_t q_count, const Tensor& log_scale) {
     const auto dt = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     const int64_t N = q.size(1);
@@ -73,6 +73,10 @@ Tensor hybrid_attention_reference(const Tensor& q, const Tensor& k, const Tensor
         }
         if (e.has_linear_branch()) {
             auto kern = torch::matmul(pq.narrow(2, s, t), pk.transpose(2, 3)) * in_L;  // [B, H, t, N] phi_q^T phi_k
+            if (log_scale.defined()) {  // lambda_h(i) = exp(s_h) / max(1, |T_L(i)|)
+                auto n_l = in_L.sum(-1).clamp_min(1).to(dt).view({1, 1, t, 1});                // [1, 1, t, 1]
+                kern = kern * (torch::exp(log_scale.to(dt)).view({1, -1, 1, 1}) / n_l);     // [B, H, t, N]
+            }
             num = num + torch::matmul(kern, vf);
             den = den + kern.sum(-1, true);
         }

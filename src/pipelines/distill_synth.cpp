@@ -1,15 +1,21 @@
-// Stage 1 on a synth model: record, distil every (block, option), write the table; resumable per entry.
+// Stage 1 on a synth teacher: rounds of (record along the teacher's trajectories, U updates of every core),
+// checkpointed atomically per round; then held-out errors, phi files and the block-error table.
 #include "pipelines/distill_synth.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/plot.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
+#include "core/video_io.h"
 #include "model/model_io.h"
 #include "pipelines/synth_model.h"
 #include "surgery/rate_selection.h"
@@ -18,51 +24,153 @@
 
 namespace surgeon {
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 json DistillRunConfig::settings_json(const json& options_json) const {
-    return {{"model", model},         {"options", options_json},
-            {"clips", clips},         {"heldout_clips", heldout_clips},
-            {"sigmas", sigmas},       {"data_seed", data_seed},
-            {"steps", train.steps},   {"lr", train.lr},
-            {"weight_decay", train.weight_decay}, {"seed", train.seed}};
+    json j = {{"model", model},
+              {"options", options_json},
+              {"data", data},
+              {"prompts", prompts},
+              {"heldout_prompts", heldout_prompts},
+              {"noise_seeds", noise_seeds},
+              {"batch", batch},
+              {"updates", updates},
+              {"sample_steps", sample_steps},
+              {"data_seed", data_seed},
+              {"lr", train.lr},
+              {"weight_decay", train.weight_decay},
+              {"seed", train.seed},
+              {"loss", to_string(train.loss)},
+              {"queries", train.queries}};
+    if (data == "noised") j["sigmas"] = sigmas;
+    return j;
+}
+
+void DistillRunConfig::validate() const {
+    SURGEON_CHECK(data == "trajectories" || data == "noised", "distill: --data must be trajectories or noised, got '{}'",
+                  data);
+    SURGEON_CHECK(prompts >= 1 && heldout_prompts >= 1, "distill: need at least one training and one held-out prompt, "
+                  "got {} and {}", prompts, heldout_prompts);
+    SURGEON_CHECK(prompts <= 100000 && heldout_prompts <= 10000, "distill: at most 100000 prompts and 10000 held-out "
+                  "prompts, got {} and {}", prompts, heldout_prompts);
+    SURGEON_CHECK(noise_seeds >= 1 && noise_seeds <= 1000, "distill: --noise-seeds must be in [1, 1000], got {}",
+                  noise_seeds);
+    SURGEON_CHECK(batch >= 1 && batch <= 256, "distill: --batch must be in [1, 256], got {}", batch);
+    SURGEON_CHECK(updates >= 1 && updates <= 1000000, "distill: --updates must be in [1, 1e6], got {}", updates);
+    SURGEON_CHECK(sample_steps >= 0 && sample_steps <= 1000, "distill: --sample-steps must be in [0, 1000], got {}",
+                  sample_steps);
+    SURGEON_CHECK(!sigmas.empty(), "distill: no sigmas");
+    for (double s : sigmas) SURGEON_CHECK(s > 0 && s <= 1, "distill: sigmas must be in (0, 1], got {}", s);
+    SURGEON_CHECK(std::isfinite(train.lr) && train.lr > 0 && train.lr < 1, "distill: --lr must be in (0, 1), got {}",
+                  train.lr);
+    SURGEON_CHECK(std::isfinite(train.weight_decay) && train.weight_decay >= 0,
+                  "distill: weight decay must be >= 0, got {}", train.weight_decay);
+    SURGEON_CHECK(train.queries >= 0, "distill: --queries must be >= 0, got {}", train.queries);
+    SURGEON_CHECK(!(time_limit_s < 0) && std::isfinite(time_limit_s), "distill: --time-limit must be >= 0, got {}",
+                  time_limit_s);
+    SURGEON_CHECK(world::avoids_eval_world_seeds(world::train_world_seed(data_seed, 0),
+                                                 static_cast<uint64_t>(prompts + heldout_prompts)),
+                  "distill: data seed {} would draw SynthBench's evaluation clips; use another", data_seed);
 }
 
 namespace {
-// Records every block's core on clips [first, first + count) at every sigma (batch 1, the clip's prompt).
-std::map<int64_t, std::vector<AttentionSample>> record(SynthModel& m, const TokenGrid& grid, const DistillRunConfig& c,
-                                                       int64_t first, int64_t count, Progress& bar, int64_t& done) {
+
+using Recorded = std::map<int64_t, std::vector<AttentionSample>>;
+
+std::string prompt_of(uint64_t data_seed, int64_t p) {
+    return world::prompt(world::sample_spec(world::train_world_seed(data_seed, static_cast<uint64_t>(p))));
+}
+
+// Trajectories [first, first + count): trajectory n samples prompt n / noise_seeds with its own noise seed, and every
+// forward (cond + uncond rows) of every step is recorded.
+Recorded record_trajectories(SynthModel& m, const TokenGrid& grid, const DistillRunConfig& c, int64_t first,
+                             int64_t count, int64_t prompt_offset, int64_t per_prompt) {
+    AttentionRecorder rec(grid, {}, torch::kBFloat16, m.dit->device());
+    std::vector<std::string> prompts;
+    std::vector<uint64_t> seeds;
+    for (int64_t n = first; n < first + count; ++n) {
+        prompts.push_back(prompt_of(c.data_seed, prompt_offset + n / per_prompt));
+        seeds.push_back(c.data_seed * 1000003ull + static_cast<uint64_t>(prompt_offset * c.noise_seeds + n));
+    }
+    auto opts = m.settings.sampling;
+    if (c.sample_steps > 0) opts.steps = c.sample_steps;
+    opts.progress = false;
+    opts.tap = &rec.tap();
+    m.generate(prompts, seeds, opts);
+    return rec.samples();
+}
+
+// Clips [first, first + count) of the world, noised at every sigma (cond prompt only).
+Recorded record_noised(SynthModel& m, const TokenGrid& grid, const DistillRunConfig& c, int64_t first, int64_t count) {
     torch::NoGradGuard ng;
-    const auto& size = m.settings.size;
-    AttentionRecorder rec(grid, {}, torch::kFloat32, m.dit->device());
+    AttentionRecorder rec(grid, {}, torch::kBFloat16, m.dit->device());
     for (int64_t n = first; n < first + count; ++n) {
         const auto spec = world::sample_spec(world::train_world_seed(c.data_seed, static_cast<uint64_t>(n)));
-        const auto x0 = world::render(spec, size).unsqueeze(0).to(m.dit->device());
+        const auto x0 = world::render(spec, m.settings.size).unsqueeze(0).to(m.dit->device());
         const auto ctx = m.encode({world::prompt(spec)});
         auto gen = at::make_generator<at::CPUGeneratorImpl>(c.data_seed * 1000003ull + static_cast<uint64_t>(n));
         for (double s : c.sigmas) {
             const auto eps = at::randn(x0.sizes(), gen, torch::kFloat32).to(x0.device());
-            const auto xs = (1 - s) * x0 + s * eps;
-            m.velocity(xs, torch::full({1}, 1000.0 * s, xs.options()), ctx, {}, &rec.tap());
-            bar.update(++done, "recording the teacher");
+            m.velocity((1 - s) * x0 + s * eps, torch::full({1}, 1000.0 * s, x0.options()), ctx, {}, &rec.tap());
         }
     }
     return rec.samples();
 }
 
-std::string entry_key(const std::string& option, int64_t block) { return fmt::format("{}/{}", option, block); }
+// Training and evaluation dtype: bf16 on CUDA (as recorded), float32 on the CPU (bf16 math is slow there).
+AttentionSample compute_copy(const AttentionSample& s) {
+    if (s.q.is_cuda()) return s;
+    return {s.q.to(torch::kFloat32), s.k.to(torch::kFloat32), s.v.to(torch::kFloat32), s.y.to(torch::kFloat32), s.grid};
+}
+Recorded compute_copy(const Recorded& r) {
+    Recorded out;
+    for (const auto& [b, v] : r)
+        for (const auto& s : v) out[b].push_back(compute_copy(s));
+    return out;
+}
+
+void write_phi(const StageOneTrainer& t, const std::vector<std::string>& names, const std::vector<int64_t>& option_of,
+               const std::string& out) {
+    for (size_t bi = 0; bi < t.blocks().size(); ++bi) {
+        for (size_t o = 0; o < option_of.size(); ++o) {
+            TensorMap phi;
+            for (const auto& [n, v] : state_dict(*t.core(bi, o))) phi[n] = v.detach().to(torch::kCPU, torch::kFloat32);
+            if (phi.empty()) continue;  // elu1/relu linear maps have no parameters
+            const std::string dir = fmt::format("{}/phi/{}", out, names[option_of[o]]);
+            fs::create_directories(dir);
+            save_safetensors(fmt::format("{}/block{}.safetensors", dir, t.blocks()[bi]), phi);
+        }
+    }
+}
+
+BlockErrorTable make_table(const std::vector<std::string>& names, const std::vector<PlanEntry>& entries,
+                           const std::vector<int64_t>& option_of, const std::vector<std::vector<double>>& trained) {
+    BlockErrorTable table;
+    table.names = names;
+    table.options = entries;
+    for (const auto& row_trained : trained) {
+        std::vector<double> row(entries.size(), 0.0);  // softmax options: error 0
+        for (size_t o = 0; o < option_of.size(); ++o) row[option_of[o]] = row_trained[o];
+        table.errors.push_back(row);
+    }
+    return table;
+}
+
+void write_heatmap(const BlockErrorTable& t, const std::string& path, const std::string& title) {
+    std::vector<std::string> rows;
+    for (int64_t b = 0; b < t.num_blocks(); ++b) rows.push_back(fmt::format("block {}", b));
+    HeatmapOptions o;
+    o.title = title;
+    o.x_label = "option";
+    o.y_label = "block";
+    write_png(path, render_heatmap(t.errors, rows, t.names, o));
+}
+
 }  // namespace
 
-DistillRunResult run_distill(const DistillRunConfig& c) {
-    SURGEON_CHECK(c.clips >= 1 && c.heldout_clips >= 1, "distill: need at least one training and one held-out clip, got {} and {}",
-                  c.clips, c.heldout_clips);
-    SURGEON_CHECK(!c.sigmas.empty(), "distill: no sigmas");
-    for (double s : c.sigmas) SURGEON_CHECK(s > 0 && s <= 1, "distill: sigmas must be in (0, 1], got {}", s);
-    SURGEON_CHECK(world::avoids_eval_world_seeds(world::train_world_seed(c.data_seed, 0),
-                                                 static_cast<uint64_t>(c.clips + c.heldout_clips)),
-                  "distill: data seed {} would draw SynthBench's evaluation clips; use another", c.data_seed);
+DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_rounds) {
+    c.validate();
     const auto start = std::chrono::steady_clock::now();
-    std::vector<std::string> names;
-    std::vector<PlanEntry> entries;
     json oj;
     try {
         oj = json::parse(read_text_file(c.options));
@@ -70,21 +178,25 @@ DistillRunResult run_distill(const DistillRunConfig& c) {
         fail("{}: invalid JSON ({})", c.options, e.what());
     }
     SURGEON_CHECK(oj.is_object() && oj.contains("options"), "{}: expected an object with 'options'", c.options);
+    std::vector<std::string> names;
+    std::vector<PlanEntry> entries;
     parse_table_options(oj["options"], c.options, names, entries);
     const json settings = c.settings_json(oj);
-    const std::string progress_path = c.out + "/progress.json";
-    json progress = {{"settings", settings}, {"done", json::object()}};
-    if (file_exists(progress_path)) {
+    const std::string ckpt = c.out + "/checkpoint";
+    json progress = {{"settings", settings}, {"rounds_done", 0}, {"loss", json::array()}};
+    if (file_exists(ckpt + "/progress.json")) {
         SURGEON_CHECK(c.resume, "{} holds a distillation run; --resume continues it (or choose another --out)", c.out);
-        json old = json::parse(read_text_file(progress_path));
+        json old = json::parse(read_text_file(ckpt + "/progress.json"));
         for (auto it = settings.begin(); it != settings.end(); ++it)
             SURGEON_CHECK(old["settings"].contains(it.key()) && old["settings"][it.key()] == it.value(),
                           "--resume: setting '{}' differs from the run in {} (was {}, now {})", it.key(), c.out,
-                          old["settings"].contains(it.key()) ? old["settings"][it.key()].dump() : "absent", it.value().dump());
-        progress["done"] = old["done"];
+                          old["settings"].contains(it.key()) ? old["settings"][it.key()].dump() : "absent",
+                          it.value().dump());
+        SURGEON_CHECK(old["rounds_done"].is_number_integer() && old["rounds_done"].get<int64_t>() >= 0,
+                      "{}/progress.json: rounds_done must be an integer >= 0", ckpt);
+        progress = old;
     } else {
-        SURGEON_CHECK(!c.resume, "--resume: no run in {} (no progress.json)", c.out);
-        std::filesystem::create_directories(c.out);
+        SURGEON_CHECK(!c.resume, "--resume: no run in {} (no checkpoint/progress.json)", c.out);
     }
 
     auto m = load_synth_model(c.model, c.device);
@@ -93,68 +205,96 @@ DistillRunResult run_distill(const DistillRunConfig& c) {
     const auto& cfg = m.dit->config();
     const auto& size = m.settings.size;
     const TokenGrid grid{size.frames / cfg.patch_size[0], size.height / cfg.patch_size[1], size.width / cfg.patch_size[2]};
+    std::vector<int64_t> option_of;  // trained option index -> table option index
+    std::vector<PlanEntry> trained;
     for (size_t o = 0; o < entries.size(); ++o) {
         entries[o] = entries[o].normalized(cfg.head_dim());
         validate_entry(entries[o], cfg.head_dim(), &grid, fmt::format("{}: option '{}'", c.options, names[o]));
+        if (entries[o].kind == AttentionKind::Softmax) continue;
+        option_of.push_back(static_cast<int64_t>(o));
+        trained.push_back(entries[o]);
     }
+    SURGEON_CHECK(!trained.empty(), "{}: no option to distil (only softmax)", c.options);
+    std::vector<int64_t> blocks;
+    for (int64_t b = 0; b < cfg.num_layers; ++b) blocks.push_back(b);
+    StageOneTrainer trainer(blocks, trained, cfg.num_heads, cfg.head_dim(), c.train, c.device);
+    int64_t rounds_done = progress["rounds_done"].get<int64_t>();
+    if (rounds_done > 0) trainer.load(ckpt);
 
+    const bool traj = c.data == "trajectories";
+    const int64_t items = traj ? c.prompts * c.noise_seeds : c.prompts;
     DistillRunResult r;
-    int64_t distil_entries = 0;
-    for (const auto& e : entries) distil_entries += e.kind != AttentionKind::Softmax;
-    r.entries_total = distil_entries * cfg.num_layers;
-    r.entries_done = static_cast<int64_t>(progress["done"].size());
-    const int64_t recordings = (c.clips + c.heldout_clips) * static_cast<int64_t>(c.sigmas.size());
-    if (r.entries_done < r.entries_total) {
-        Progress rec_bar("record", recordings, c.progress);
-        int64_t done = 0;
-        auto train = record(m, grid, c, 0, c.clips, rec_bar, done);
-        auto heldout = record(m, grid, c, c.clips, c.heldout_clips, rec_bar, done);
-        rec_bar.finish();
-        Progress bar("distill", r.entries_total, c.progress, r.entries_done);
-        const int64_t entries_at_start = r.entries_done;  // every call finishes at least one entry
-        for (int64_t b = 0; b < cfg.num_layers; ++b) {
-            for (size_t o = 0; o < entries.size(); ++o) {
-                if (entries[o].kind == AttentionKind::Softmax || progress["done"].contains(entry_key(names[o], b))) continue;
-                const double elapsed =
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                if (c.time_limit_s > 0 && elapsed >= c.time_limit_s && r.entries_done > entries_at_start) {
-                    bar.finish("time limit reached; --resume continues");
-                    return r;
-                }
-                DistillOptions opt = c.train;
-                opt.seed = c.train.seed * 1000003ull + static_cast<uint64_t>(b);
-                auto res = distill_block(entries[o], train.at(b), heldout.at(b), opt);
-                const std::string dir = fmt::format("{}/phi/{}", c.out, names[o]);
-                TensorMap phi;
-                for (const auto& [n, t] : state_dict(*res.core)) phi[n] = t.to(torch::kCPU);
-                if (!phi.empty()) {  // elu1/relu maps have no parameters
-                    std::filesystem::create_directories(dir);
-                    save_safetensors(fmt::format("{}/block{}.safetensors", dir, b), phi);
-                }
-                progress["done"][entry_key(names[o], b)] = {
-                    {"heldout_l1", res.heldout_l1},
-                    {"heldout_l1_init", res.heldout_l1_init},
-                    {"train_l1_last", res.train_l1.empty() ? json(nullptr) : json(res.train_l1.back())}};
-                atomic_write(progress_path, [&](std::ostream& os) { os << progress.dump(1) << "\n"; });
-                r.entries_done = static_cast<int64_t>(progress["done"].size());
-                bar.update(r.entries_done, fmt::format("block {} {} l1 {:.4g} -> {:.4g}", b, names[o],
-                                                       res.heldout_l1_init, res.heldout_l1));
-            }
+    r.rounds_total = (items + c.batch - 1) / c.batch;
+    SURGEON_CHECK(rounds_done <= r.rounds_total, "{}/progress.json: {} rounds done, but the run has {}", ckpt,
+                  rounds_done, r.rounds_total);
+    fs::create_directories(c.out);
+    Progress bar("distill", r.rounds_total, c.progress, rounds_done);
+    const int64_t at_start = rounds_done;
+    for (; rounds_done < r.rounds_total; ++rounds_done) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const bool stop = (c.time_limit_s > 0 && elapsed >= c.time_limit_s) ||
+                          (stop_after_rounds > 0 && rounds_done - at_start >= stop_after_rounds);
+        if (stop && rounds_done > at_start) {
+            bar.finish("stopped; --resume continues");
+            r.rounds_done = rounds_done;
+            return r;
         }
-        bar.finish();
+        const int64_t first = rounds_done * c.batch, count = std::min(c.batch, items - first);
+        bar.update(rounds_done, "recording the teacher");
+        auto rec = traj ? record_trajectories(m, grid, c, first, count, 0, c.noise_seeds) : record_noised(m, grid, c, first, count);
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(c.train.seed * 7919ull + static_cast<uint64_t>(rounds_done));
+        const int64_t forwards = static_cast<int64_t>(rec.at(0).size());
+        if (rounds_done == 0) {
+            std::map<int64_t, AttentionSample> first_fw;
+            for (int64_t b : blocks) first_fw[b] = compute_copy(rec.at(b)[static_cast<size_t>(forwards / 2)]);
+            trainer.calibrate(first_fw);
+        }
+        torch::Tensor loss_sum;
+        for (int64_t u = 0; u < c.updates; ++u) {
+            const int64_t f = torch::randint(forwards, {1}, gen).item<int64_t>();
+            std::map<int64_t, AttentionSample> sample;
+            for (int64_t b : blocks) sample[b] = compute_copy(rec.at(b)[static_cast<size_t>(f)]);
+            auto l = trainer.update(sample, gen);  // [blocks, options]
+            loss_sum = loss_sum.defined() ? loss_sum + l : l;
+            if (u % 10 == 9) bar.update(rounds_done, fmt::format("update {}/{}", u + 1, c.updates));
+        }
+        auto mean = (loss_sum / static_cast<double>(c.updates)).mean(0).to(torch::kCPU, torch::kFloat64);  // [options]
+        progress["loss"].push_back(std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()));
+        progress["rounds_done"] = rounds_done + 1;
+        atomic_write_dir(ckpt, [&](const std::string& tmp) {
+            trainer.save(tmp);
+            atomic_write(tmp + "/progress.json", [&](std::ostream& os) { os << progress.dump(1) << "\n"; });
+        });
+        bar.update(rounds_done + 1, fmt::format("loss {:.4g}", mean.mean().item<double>()));
     }
-    BlockErrorTable table;
-    table.names = names;
-    table.options = entries;
-    for (int64_t b = 0; b < cfg.num_layers; ++b) {
-        std::vector<double> row;
-        for (size_t o = 0; o < entries.size(); ++o)
-            row.push_back(entries[o].kind == AttentionKind::Softmax
-                              ? 0.0
-                              : progress["done"].at(entry_key(names[o], b)).at("heldout_l1").get<double>());
-        table.errors.push_back(row);
-    }
+    bar.finish();
+    r.rounds_done = rounds_done;
+
+    // Held-out errors: trained cores, and fresh ones (same seeds, calibrated on the held-out data): stage 1 vs none.
+    auto held = compute_copy(traj ? record_trajectories(m, grid, c, 0, c.heldout_prompts, c.prompts, 1)
+                                  : record_noised(m, grid, c, c.prompts, c.heldout_prompts));
+    const auto errors = trainer.heldout_l1(held);
+    StageOneTrainer fresh(blocks, trained, cfg.num_heads, cfg.head_dim(), c.train, c.device);
+    std::map<int64_t, AttentionSample> first_held;
+    for (int64_t b : blocks) first_held[b] = held.at(b)[held.at(b).size() / 2];
+    fresh.calibrate(first_held);
+    const auto errors_init = fresh.heldout_l1(held);
+
+    write_phi(trainer, names, option_of, c.out);
+    const auto table = make_table(names, entries, option_of, errors);
+    make_table(names, entries, option_of, errors_init).save(c.out + "/block_errors_init.json");
     table.save(c.out + "/block_errors.json");
+    write_heatmap(table, c.out + "/errors.png", "stage 1: held-out |y - y_hat| per block and option");
+    atomic_write(c.out + "/loss.csv", [&](std::ostream& os) {
+        os << "round";
+        for (auto o : option_of) os << "," << names[o];
+        os << "\n";
+        for (size_t i = 0; i < progress["loss"].size(); ++i) {
+            os << i;
+            for (const auto& v : progress["loss"][i]) os << "," << v.get<double>();
+            os << "\n";
+        }
+    });
     r.finished = true;
     return r;
 }

@@ -59,7 +59,7 @@ torch::Tensor sample_video(WanModel& model, const torch::Tensor& noise, const to
         auto t = torch::full({cfg ? 2 * B : B}, sch.timesteps[i], torch::TensorOptions().dtype(torch::kFloat64));
         auto xin = cfg ? torch::cat({x, x}, 0) : x;
         if (yin.defined()) xin = torch::cat({xin, yin}, 1);
-        auto v = model->forward(xin, t, ctx);  // [2B or B, C, F, H, W]
+        auto v = model->forward(xin, t, ctx, o.tap);  // [2B or B, C, F, H, W]
         if (cfg) {
             auto vc = v.narrow(0, 0, B), vu = v.narrow(0, B, B);
             v = vu + o.guidance * (vc - vu);

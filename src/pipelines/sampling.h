@@ -14,6 +14,9 @@ struct SampleOptions {
     double guidance = 5.0;   // 1 disables CFG (one forward per step)
     double eta = 0.0;        // Euler only: > 0 makes the steps ancestral (fresh noise each step, euler_ancestral_step)
     bool progress = false;   // progress line on stderr
+    // Observes every model forward of the loop (not saved with settings): e.g. stage 1 records the teacher's
+    // attention along its own sampling trajectory (cond and uncond rows together when CFG is on).
+    const ActivationTap* tap = nullptr;
 };
 
 // What one sampling step saw and did, passed to a StepCallback after the step. Tensors are on the model's device;

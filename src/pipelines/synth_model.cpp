@@ -1,14 +1,16 @@
 // Synthetic-world text-to-video model: folder I/O, prompt encoding, generation.
 #include "pipelines/synth_model.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "model/model_io.h"
+#include "surgery/attention_swap.h"
 #include "surgery/student_checkpoint.h"
-#include "world/rng.h"
+#include "core/rng.h"
 
 namespace surgeon {
 namespace fs = std::filesystem;
@@ -27,8 +29,24 @@ json SynthSettings::to_json() const {
     return j;
 }
 
+namespace {
+// Unknown keys and non-integer sizes are refused (a typo must not silently keep a default).
+void check_settings_keys(const json& j, const char* name, std::initializer_list<const char*> known) {
+    if (!j.contains(name)) return;
+    SURGEON_CHECK(j[name].is_object(), "surgeon.json: '{}' must be an object", name);
+    for (const auto& [k, v] : j[name].items())
+        SURGEON_CHECK(std::find_if(known.begin(), known.end(), [&](const char* n) { return k == n; }) != known.end(),
+                      "surgeon.json: {}: unknown key '{}'", name, k);
+}
+}  // namespace
+
 SynthSettings SynthSettings::from_json(const json& j) {
     SynthSettings s;
+    check_settings_keys(j, "world", {"frames", "height", "width"});
+    check_settings_keys(j, "sampling", {"solver", "steps", "shift", "guidance", "eta"});
+    for (const char* k : {"frames", "height", "width"})
+        SURGEON_CHECK(!j.contains("world") || !j["world"].contains(k) || j["world"][k].is_number_integer(),
+                      "surgeon.json: world.{} must be an integer, got {}", k, j["world"][k].dump());
     try {
         if (j.contains("world")) {
             s.size.frames = j["world"].value("frames", s.size.frames);
@@ -48,7 +66,10 @@ SynthSettings SynthSettings::from_json(const json& j) {
     } catch (const json::exception& e) {
         fail("surgeon.json: {}", e.what());
     }
-    SURGEON_CHECK(s.size.frames > 0 && s.size.height > 0 && s.size.width > 0, "surgeon.json: bad world size");
+    SURGEON_CHECK(s.size.frames > 0 && s.size.height > 0 && s.size.width > 0 && s.size.frames <= 1024 &&
+                      s.size.height <= 4096 && s.size.width <= 4096,
+                  "surgeon.json: world size {}x{}x{} outside 1..1024 frames x 1..4096 x 1..4096 pixels", s.size.frames,
+                  s.size.height, s.size.width);
     return s;
 }
 
@@ -103,7 +124,7 @@ torch::Tensor SynthModel::generate(const std::vector<std::string>& prompts, cons
     for (auto s : seeds) ns.push_back(noise(s));
     // Ancestral steps (eta > 0): each video's fresh noise from its own generator, seeded from its seed.
     std::vector<at::Generator> gens;
-    for (auto s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(world::SplitMix64(s ^ 0xA5CE57A1ULL).next()));
+    for (auto s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(splitmix64(s ^ 0xA5CE57A1ULL)));
     StepNoise step_noise = [&](int64_t) {
         std::vector<torch::Tensor> zs;
         for (auto& g : gens) zs.push_back(at::randn(ns[0].sizes(), g));
@@ -149,7 +170,10 @@ SynthModel load_synth_model(const std::string& dir, torch::Device device, Precis
 }
 
 void save_synth_model(const SynthModel& m, const std::string& dir, torch::ScalarType dtype, uint64_t max_shard_bytes) {
-    save_wan_model(m.dit, dir, dtype, max_shard_bytes);
+    if (plan_of(m.dit).num_converted() > 0)
+        save_student(m.dit, dir, dtype, max_shard_bytes);  // a student: phi + plan (metadata and plan.json)
+    else
+        save_wan_model(m.dit, dir, dtype, max_shard_bytes);
     auto enc = m.text_encoder;
     TensorMap te;
     for (const auto& [n, t] : world::text_encoder_state(enc)) te[n] = t.detach().to(torch::kCPU, torch::kFloat32);

@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "attention/attention_plan.h"
@@ -64,6 +66,51 @@ struct DistillResult {
 // softmax entry, no samples, or samples of another head count/dim than the core.
 DistillResult distill_block(const PlanEntry& entry, const std::vector<AttentionSample>& train,
                             const std::vector<AttentionSample>& heldout, const DistillOptions& options);
+
+enum class DistillLoss { Value, Score };
+DistillLoss parse_distill_loss(const std::string& s);  // "value" | "score"
+std::string to_string(DistillLoss l);
+
+struct StageOneOptions {
+    double lr = 1e-3, weight_decay = 0.0;
+    uint64_t seed = 0;          // phi's initial weights (block_seed(seed, block) per block, as apply_plan draws them)
+    DistillLoss loss = DistillLoss::Value;
+    // > 0: each update trains hybrid/linear options on this many random queries of the sample (against all keys);
+    // chunked options always use every query. 0 = every query.
+    int64_t queries = 0;
+};
+
+// Stage 1 of method.md §5.1 for every candidate at once: one core per (block, option), all trained together from
+// the teacher's recorded attention (blocks are independent, so one recording trains every block and option).
+// Only phi and the linear weight train (one AdamW over all cores). Value loss: mean |y - y_hat| (the paper's
+// default); score loss: log(1 + sum_{j in T_L} (exp(s_ij - c_i) - lambda phi_q(q_i).phi_k(k_j))^2) averaged over
+// queries, for hybrid and linear options (chunked options then fall back to the value loss).
+class StageOneTrainer {
+public:
+    // options: non-softmax entries normalised for head dim D; blocks: the DiT blocks to convert.
+    StageOneTrainer(std::vector<int64_t> blocks, std::vector<PlanEntry> options, int64_t num_heads, int64_t head_dim,
+                    const StageOneOptions& o, torch::Device device);
+    // Sets every core's linear weight from data (HybridAttentionImpl::calibrate_linear_scale), sample per block.
+    void calibrate(const std::map<int64_t, AttentionSample>& sample);
+    // One optimiser step of every core on one sample per block ([B, N, H, D] each; `gen` picks query subsets).
+    // Returns the losses [blocks, options] (on the device; read them back when convenient).
+    torch::Tensor update(const std::map<int64_t, AttentionSample>& sample, at::Generator& gen);
+    // Held-out mean |y - y_hat| [block][option] over the samples of each block.
+    std::vector<std::vector<double>> heldout_l1(const std::map<int64_t, std::vector<AttentionSample>>& samples);
+    HybridAttention core(size_t block_index, size_t option) const { return cores_.at(block_index).at(option); }
+    const std::vector<int64_t>& blocks() const { return blocks_; }
+    // Every core's parameters ("<option index>/<block>/<name>") and the optimiser state, exactly (resume).
+    void save(const std::string& dir) const;
+    void load(const std::string& dir);
+
+private:
+    torch::Tensor loss(HybridAttentionImpl& core, const AttentionSample& s, at::Generator& gen) const;
+    std::vector<int64_t> blocks_;
+    std::vector<PlanEntry> options_;
+    StageOneOptions o_;
+    std::vector<std::vector<HybridAttention>> cores_;  // [block index][option]
+    std::unique_ptr<torch::optim::AdamW> opt_;
+};
 
 // Loads the phi that `surgeon distill` trained (its output folder: block_errors.json names the options,
 // phi/<option>/block<N>.safetensors holds them) into every converted block of `model` (already under a plan,

@@ -9,9 +9,9 @@
 namespace surgeon {
 namespace fs = std::filesystem;
 
-void save_student(const WanModel& model, const std::string& dir, torch::ScalarType dtype) {
+void save_student(const WanModel& model, const std::string& dir, torch::ScalarType dtype, uint64_t max_shard_bytes) {
     const AttentionPlan plan = plan_of(model);
-    save_wan_model(model, dir, dtype, 0, {{kPlanMetadataKey, plan.dump()}});
+    save_wan_model(model, dir, dtype, max_shard_bytes, {{kPlanMetadataKey, plan.dump()}});
     plan.save((fs::path(dir) / kPlanFileName).string());
 }
 
@@ -42,16 +42,25 @@ LoadedStudent load_model_or_student(const std::string& path, const std::string& 
     if (out.plan) {
         validate_plan(*out.plan, cfg);
         apply_plan(lm.model, *out.plan, seed);
-        // Phi may be missing unless this is a student loaded under its own plan.
-        const bool own_plan = stored && *stored == *out.plan;
+        // Per block: the stored plan's entry == the plan's -> its phi must all be in the checkpoint; a block that the
+        // checkpoint converted otherwise -> error (phi trained for R=2 must not silently run an R=4 block); a block
+        // the checkpoint left softmax (or a teacher) -> phi drawn from the seed.
+        const int64_t D = cfg.head_dim();
         for (int64_t i = 0; i < cfg.num_layers; ++i) {
-            if (out.plan->blocks[i].kind == AttentionKind::Softmax) continue;
+            const auto& want = out.plan->blocks[i];
             const auto prefix = phi_prefix(i);
             bool present = false;
             for (auto it = tensors.lower_bound(prefix); it != tensors.end() && it->first.rfind(prefix, 0) == 0; ++it)
                 present = true;
+            const bool same = stored && stored->blocks[i].normalized(D) == want.normalized(D);
+            if (present && !same)
+                fail("{}: block {} holds feature maps trained for '{}', but the plan ({}) asks for '{}'; load the student "
+                     "under its own plan, or start from the teacher",
+                     lm.folder.weights_path, i, stored ? stored->blocks[i].normalized(D).describe() : std::string("?"),
+                     out.plan_source, want.normalized(D).describe());
+            if (want.kind == AttentionKind::Softmax) continue;
             const bool has_params = !lm.model->block(i)->self_attn->core()->parameters().empty();
-            if (!own_plan) opts.allow_missing_prefixes.push_back(prefix);
+            if (!same) opts.allow_missing_prefixes.push_back(prefix);
             if (!present && has_params) out.phi_initialised = true;
         }
     }

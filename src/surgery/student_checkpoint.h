@@ -15,7 +15,8 @@ inline constexpr const char* kPlanFileName = "plan.json";
 
 // Writes config.json + diffusion_pytorch_model.safetensors (teacher weights and phi, in `dtype`, plan in the
 // metadata) and plan.json into `dir` (created if needed). The plan is read off the model (plan_of).
-void save_student(const WanModel& model, const std::string& dir, torch::ScalarType dtype = torch::kFloat32);
+void save_student(const WanModel& model, const std::string& dir, torch::ScalarType dtype = torch::kFloat32,
+                  uint64_t max_shard_bytes = 0);
 
 // The plan stored in a checkpoint's metadata, if any (errors name `source`).
 std::optional<AttentionPlan> plan_from_metadata(const Metadata& metadata, const std::string& source);

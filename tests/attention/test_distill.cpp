@@ -84,6 +84,95 @@ TEST(Distill, TrainingPhiLowersTheHeldOutValueError) {
     }
 }
 
+TEST(Distill, StageOneOrdersRatesByHeldOutError) {
+    // Every (block, option) trained at once from one recording: the held-out error must order R2 < R4 < R8 < linear
+    // (more exact softmax keys, less to approximate) and every option must improve on its fresh, calibrated start.
+    // Single-threaded so the sums (and so the margins) are the same on every machine.
+    SURGEON_REQUIRE_GOLDEN(kTiny);
+    at::set_num_threads(1);
+    auto in = load_safetensors(testing::golden("dit_forward.safetensors"));
+    auto lm = load_wan_model(kTiny);
+    auto train = record_tiny(lm, in, 6, 1);
+    auto heldout = record_tiny(lm, in, 3, 2);
+    const int64_t H = lm.model->config().num_heads, D = lm.model->config().head_dim();
+    std::vector<PlanEntry> options;
+    for (int64_t R : {2, 4, 8}) {
+        PlanEntry e;
+        e.kind = AttentionKind::Hybrid;
+        e.rate = R;
+        options.push_back(e.normalized(D));
+    }
+    PlanEntry lin;
+    lin.kind = AttentionKind::Linear;
+    options.push_back(lin.normalized(D));
+    StageOneOptions o;
+    o.lr = 3e-3;
+    StageOneTrainer t({0, 1}, options, H, D, o, torch::kCPU), fresh({0, 1}, options, H, D, o, torch::kCPU);
+    std::map<int64_t, AttentionSample> first = {{0, train.at(0)[0]}, {1, train.at(1)[0]}};
+    t.calibrate(first);
+    fresh.calibrate(first);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    torch::Tensor l0, l;
+    for (int step = 0; step < 200; ++step) {
+        std::map<int64_t, AttentionSample> s = {{0, train.at(0)[step % 6]}, {1, train.at(1)[step % 6]}};
+        l = t.update(s, gen);
+        if (step == 0) l0 = l;
+    }
+    EXPECT_EQ(l.sizes(), (std::vector<int64_t>{2, 4}));
+    const auto e = t.heldout_l1(heldout), e0 = fresh.heldout_l1(heldout);
+    for (int b = 0; b < 2; ++b) {
+        for (int i = 0; i + 1 < 4; ++i)
+            EXPECT_LT(e[b][i], e[b][i + 1]) << "block " << b << ": " << options[i].describe() << " " << e[b][i] << " vs "
+                                            << options[i + 1].describe() << " " << e[b][i + 1];
+        for (int i = 0; i < 4; ++i)
+            EXPECT_LT(e[b][i], 0.9 * e0[b][i]) << "block " << b << " " << options[i].describe() << ": " << e0[b][i]
+                                               << " -> " << e[b][i];
+    }
+    // Save + load restores every core and the optimiser exactly: the next update is bitwise the same.
+    const auto dir = testing::temp_dir("stage1_ckpt");
+    t.save(dir);
+    StageOneTrainer back({0, 1}, options, H, D, o, torch::kCPU);
+    back.load(dir);
+    std::map<int64_t, AttentionSample> s = {{0, train.at(0)[1]}, {1, train.at(1)[1]}};
+    auto g1 = at::make_generator<at::CPUGeneratorImpl>(9), g2 = at::make_generator<at::CPUGeneratorImpl>(9);
+    t.update(s, g1);
+    back.update(s, g2);
+    for (size_t bi = 0; bi < 2; ++bi)
+        for (size_t oi = 0; oi < 4; ++oi) {
+            auto p1 = t.core(bi, oi)->parameters(), p2 = back.core(bi, oi)->parameters();
+            for (size_t k = 0; k < p1.size(); ++k) EXPECT_TRUE(torch::equal(p1[k], p2[k]));
+        }
+}
+
+TEST(Distill, ScoreLossTrainsHybridAndLinearOptions) {
+    SURGEON_REQUIRE_GOLDEN(kTiny);
+    at::set_num_threads(1);
+    auto in = load_safetensors(testing::golden("dit_forward.safetensors"));
+    auto lm = load_wan_model(kTiny);
+    auto train = record_tiny(lm, in, 4, 1);
+    const int64_t H = lm.model->config().num_heads, D = lm.model->config().head_dim();
+    PlanEntry r2;
+    r2.kind = AttentionKind::Hybrid;
+    r2.rate = 2;
+    PlanEntry lin;
+    lin.kind = AttentionKind::Linear;
+    StageOneOptions o;
+    o.lr = 3e-3;
+    o.loss = DistillLoss::Score;
+    StageOneTrainer t({0}, {r2.normalized(D), lin.normalized(D)}, H, D, o, torch::kCPU);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+    torch::Tensor first, last;
+    for (int step = 0; step < 100; ++step) {
+        auto l = t.update({{0, train.at(0)[step % 4]}}, gen);
+        if (step < 4) first = first.defined() ? first + l : l;
+        if (step >= 96) last = last.defined() ? last + l : l;
+    }
+    EXPECT_TRUE((last < first).all().item<bool>()) << first << last;
+    EXPECT_EQ(parse_distill_loss("score"), DistillLoss::Score);
+    EXPECT_NE(testing::error_of([] { parse_distill_loss("l2"); }).find("unknown distillation loss 'l2'"),
+              std::string::npos);
+}
+
 TEST(Distill, OptionsWithoutFreedomAndBadInput) {
     SURGEON_REQUIRE_GOLDEN(kTiny);
     auto in = load_safetensors(testing::golden("dit_forward.safetensors"));

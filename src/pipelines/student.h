@@ -1,0 +1,38 @@
+// The one door to students (method.md §5.4): a teacher folder or a student folder, optionally under an attention
+// plan, optionally with the feature maps a `surgeon distill` run trained. Every command that runs a model (forward,
+// sample, generate, eval, inspect, finetune, surgery) loads through here, so a plan is validated once, at load, and
+// the rules for feature maps are in one place (surgery/student_checkpoint.h):
+//  * a student under its own plan: its phi must all be present;
+//  * a student under another plan: blocks whose entry changed must not hold phi of the old entry (error);
+//  * a teacher under a plan: phi from `phi` (a distill run; every converted block's option must be in its table)
+//    or drawn from `seed`.
+// A student folder is a model folder whose DiT checkpoint carries the plan (metadata "surgeon.plan" and plan.json);
+// for synth models it also holds the text encoder and surgeon.json, so `surgeon generate --model STUDENT` just works.
+#pragma once
+#include <string>
+
+#include "pipelines/synth_model.h"
+#include "surgery/student_checkpoint.h"
+
+namespace surgeon {
+
+struct StudentSpec {
+    std::string plan;  // plan JSON (empty: the checkpoint's own plan, if any)
+    std::string phi;   // output folder of `surgeon distill` (empty: phi from the checkpoint or the seed)
+    uint64_t seed = 0; // phi not in the checkpoint nor in `phi` are drawn from this seed
+};
+
+// A synth teacher or student (the DiT under the spec's plan, phi loaded as described above).
+SynthModel load_synth_student(const std::string& model, const StudentSpec& spec, torch::Device device = torch::kCPU,
+                              Precision precision = Precision::Float32);
+// A Wan teacher or student folder (official / diffusers / sharded), same rules.
+LoadedStudent load_wan_student(const std::string& model, const StudentSpec& spec, torch::Device device = torch::kCPU,
+                               Precision precision = Precision::Float32);
+
+// `surgeon student`: writes the student of `teacher` under `spec` into `out` (atomic: a temporary folder renamed into
+// place). Synth teachers give a synth student folder, Wan teachers a Wan student folder; the weights and phi are
+// stored in the teacher checkpoint's dtype (the loader allows one dtype per checkpoint).
+// Returns the plan the student runs.
+AttentionPlan write_student(const std::string& teacher, const StudentSpec& spec, const std::string& out);
+
+}  // namespace surgeon

@@ -1,0 +1,308 @@
+// `surgeon surgery`: stages 1 -> 2 -> student -> 3 -> report, each skipped when its output exists.
+#include "pipelines/surgery.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "attention/cost_model.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/plot.h"
+#include "core/video_io.h"
+#include "model/model_io.h"
+#include "pipelines/distill_synth.h"
+#include "pipelines/stage3_finetune.h"
+#include "pipelines/student.h"
+#include "pipelines/synthbench_eval.h"
+#include "surgery/attention_swap.h"
+#include "surgery/rate_selection.h"
+#include "world/fidelity.h"
+
+namespace surgeon {
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Preset {
+    // stage 1
+    int64_t prompts, heldout, batch, updates, sample_steps, queries;
+    // stage 3
+    int64_t finetune_steps, finetune_batch;
+    double finetune_lr;
+    // report: SynthBench prompts for teacher and student, sampler steps (0 = the teacher's), curve points
+    int64_t eval_samples, eval_steps, eval_batch, curve_samples, curve_finetune_steps;
+    std::vector<double> curve;
+};
+
+Preset preset_of(const SurgeryConfig& c) {
+    Preset p;
+    if (c.preset == "quick")  // the 2-core CPU in minutes: a few short trajectories, query subsets, a short report
+        p = {2, 1, 1, 25, 6, 512, 8, 1, 5e-5, 4, 10, 4, 0, 0, {}};
+    else  // full: one GPU in minutes
+        p = {32, 4, 4, 40, 0, 0, 300, 8, 1e-4, 64, 0, 16, 32, 100, {0.15, 0.25, 0.5, 0.75}};
+    if (c.distill_prompts > 0) p.prompts = c.distill_prompts;
+    if (c.distill_updates > 0) p.updates = c.distill_updates;
+    if (c.finetune_steps >= 0) p.finetune_steps = c.finetune_steps;
+    if (c.eval_samples > 0) p.eval_samples = c.eval_samples;
+    if (!c.curve.empty()) p.curve = c.curve;
+    return p;
+}
+
+constexpr const char* kDefaultOptions = R"({"options": [
+  {"name": "softmax", "kind": "softmax"},
+  {"name": "R2", "kind": "hybrid", "rate": 2},
+  {"name": "R4", "kind": "hybrid", "rate": 4},
+  {"name": "R8", "kind": "hybrid", "rate": 8},
+  {"name": "linear", "kind": "linear"}]})";
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A plan from one option per block.
+AttentionPlan plan_from_choice(const BlockErrorTable& t, const std::vector<int>& choice) {
+    AttentionPlan p;
+    for (int c : choice) p.blocks.push_back(t.options[static_cast<size_t>(c)]);
+    return p;
+}
+
+struct Stage3 {
+    int64_t steps, batch;
+    double lr;
+};
+
+// Student of `plan` with stage-1 phi, fine-tuned for `s.steps` (0: none), in `dir`; returns its model folder.
+std::string make_student(const SurgeryConfig& c, const AttentionPlan& plan, const std::string& phi,
+                         const std::string& dir, const Stage3& s) {
+    fs::create_directories(dir);
+    const std::string plan_path = dir + "/plan.json", init = dir + "/student-init";
+    if (!file_exists(plan_path)) plan.save(plan_path);
+    if (!file_exists(init + "/plan.json")) write_student(c.teacher, StudentSpec{plan_path, phi, 0}, init);
+    if (s.steps == 0) return init;
+    FinetuneConfig f;
+    f.student = init;
+    f.out = dir + "/stage3";
+    f.steps = s.steps;
+    f.batch = s.batch;
+    f.lr = s.lr;
+    f.warmup = std::min<int64_t>(20, s.steps / 10);
+    f.dtype = c.dtype;
+    f.device = torch::Device(c.device);
+    f.checkpoint_every = std::max<int64_t>(10, s.steps / 5);
+    f.progress = c.progress;
+    f.resume = file_exists(f.out + "/checkpoint/progress.json");
+    const auto r = run_finetune(f);
+    SURGEON_CHECK(r.finished, "surgery: stage 3 stopped before its last step");
+    return r.model_dir;
+}
+
+EvalReport evaluate(const std::string& model, const Preset& p, int64_t samples, const SurgeryConfig& c) {
+    auto m = load_synth_student(model, StudentSpec{}, torch::Device(c.device));  // fp32, as the teacher's reports
+    m.dit->eval();
+    EvalOptions o;
+    o.num_samples = samples;
+    o.batch = std::min(samples, p.eval_batch);
+    o.seed = 0;
+    o.sampling = m.settings.sampling;
+    if (p.eval_steps > 0) o.sampling.steps = p.eval_steps;
+    o.sheet_videos = samples;
+    o.progress = c.progress;
+    return evaluate_synthbench(m, o);
+}
+
+std::pair<double, double> fidelity(const EvalReport& a, const EvalReport& b) {
+    double psnr = 0, ssim = 0;
+    const size_t n = std::min(a.sheet.size(), b.sheet.size());
+    for (size_t i = 0; i < n; ++i) {
+        psnr += std::min(world::psnr(a.sheet[i], b.sheet[i]), 100.0);  // identical videos: capped
+        ssim += world::ssim(a.sheet[i], b.sheet[i]);
+    }
+    return {psnr / static_cast<double>(n), ssim / static_cast<double>(n)};
+}
+
+void write_sheet(const EvalReport& teacher, const EvalReport& student, const std::string& path) {
+    std::vector<torch::Tensor> rows;
+    for (size_t i = 0; i < std::min<size_t>({teacher.sheet.size(), student.sheet.size(), 4}); ++i) {
+        rows.push_back(teacher.sheet[i]);
+        rows.push_back(student.sheet[i]);
+    }
+    write_png(path, contact_sheet_rows(rows));
+}
+
+json plan_rows(const AttentionPlan& plan, const PlanFlops& flops) {
+    json rows = json::array();
+    for (size_t b = 0; b < plan.blocks.size(); ++b)
+        rows.push_back({{"block", b},
+                        {"attention", plan.blocks[b].describe()},
+                        {"flops_fraction", flops.blocks[b].total() / (flops.teacher_total / plan.blocks.size())}});
+    return rows;
+}
+
+std::string report_markdown(const json& r) {
+    std::string s = "# Surgery report\n\n";
+    s += fmt::format("Teacher `{}`, preset `{}`, budget {:.0f}% of the teacher's attention FLOPs; the student runs "
+                     "{:.1f}%.\n\n",
+                     r["teacher_dir"].get<std::string>(), r["preset"].get<std::string>(), 100 * r["budget"].get<double>(),
+                     100 * r["attention_flops_fraction"].get<double>());
+    s += fmt::format("| | SynthBench ({} prompts) | PSNR vs teacher | SSIM vs teacher |\n|---|---|---|---|\n",
+                     r["eval_samples"].get<int64_t>());
+    s += fmt::format("| teacher | {:.4f} | | |\n", r["teacher"]["score"].get<double>());
+    s += fmt::format("| student | {:.4f} ({:.1f}% of the teacher) | {:.2f} dB | {:.4f} |\n\n",
+                     r["student"]["score"].get<double>(), 100 * r["student"]["relative_score"].get<double>(),
+                     r["student"]["psnr"].get<double>(), r["student"]["ssim"].get<double>());
+    s += "## Plan\n\n| block | attention | attention FLOPs vs a teacher block |\n|---|---|---|\n";
+    for (const auto& row : r["plan"])
+        s += fmt::format("| {} | {} | {:.1f}% |\n", row["block"].get<int64_t>(), row["attention"].get<std::string>(),
+                         100 * row["flops_fraction"].get<double>());
+    s += "\n## Curve\n\n| plan | attention FLOPs | stage-1 error (sum) | SynthBench |\n|---|---|---|---|\n";
+    for (const auto& p : r["curve"])
+        s += fmt::format("| {} | {:.1f}% | {:.4g} | {} |\n", p["name"].get<std::string>(),
+                         100 * p["flops_fraction"].get<double>(), p["error"].get<double>(),
+                         p.contains("score") ? fmt::format("{:.4f}", p["score"].get<double>()) : std::string("-"));
+    s += "\nPictures: `errors.png` (stage-1 held-out error per block and option), `curve.png` (quality vs attention "
+         "FLOPs), `sheet.png` (teacher and student rows alternating, same prompts and noise).\n";
+    s += fmt::format("\nTime: stage 1 {:.0f} s, stage 3 {:.0f} s, report {:.0f} s.\n",
+                     r["seconds"]["stage1"].get<double>(), r["seconds"]["stage3"].get<double>(),
+                     r["seconds"]["report"].get<double>());
+    return s;
+}
+
+}  // namespace
+
+void SurgeryConfig::validate() const {
+    SURGEON_CHECK(std::isfinite(budget) && budget > 0 && budget <= 1, "surgery: --budget must be in (0, 1], got {}",
+                  budget);
+    SURGEON_CHECK(preset == "quick" || preset == "full", "surgery: --preset must be quick or full, got '{}'", preset);
+    SURGEON_CHECK(dtype == "fp32" || dtype == "bf16" || dtype == "bf16-lean",
+                  "surgery: --dtype must be fp32, bf16 or bf16-lean, got '{}'", dtype);
+    SURGEON_CHECK(distill_prompts >= 0 && distill_updates >= 0 && eval_samples >= 0 && finetune_steps >= -1,
+                  "surgery: overrides must be >= 0");
+    for (double f : curve)
+        SURGEON_CHECK(std::isfinite(f) && f > 0 && f <= 1, "surgery: curve fractions must be in (0, 1], got {}", f);
+    SURGEON_CHECK(is_synth_model_folder(teacher), "surgery: {} is not a synthetic-world model folder (Wan folders need "
+                  "prompts: not supported yet)", teacher);
+}
+
+SurgeryResult run_surgery(const SurgeryConfig& c) {
+    c.validate();
+    const Preset p = preset_of(c);
+    const std::string work = c.out + "/work";
+    fs::create_directories(work);
+    json seconds = {{"stage1", 0.0}, {"stage3", 0.0}, {"report", 0.0}};
+
+    // Stage 1.
+    auto t0 = std::chrono::steady_clock::now();
+    std::string options = c.options;
+    if (options.empty()) {
+        options = work + "/options.json";
+        if (!file_exists(options)) atomic_write(options, [](std::ostream& o) { o << kDefaultOptions << "\n"; });
+    }
+    const std::string stage1 = work + "/stage1";
+    if (!file_exists(stage1 + "/block_errors.json")) {
+        DistillRunConfig d;
+        d.model = c.teacher;
+        d.options = options;
+        d.out = stage1;
+        d.prompts = p.prompts;
+        d.heldout_prompts = p.heldout;
+        d.batch = p.batch;
+        d.updates = p.updates;
+        d.sample_steps = p.sample_steps;
+        d.train.queries = p.queries;
+        d.train.lr = 2e-3;
+        d.device = torch::Device(c.device);
+        d.progress = c.progress;
+        d.resume = file_exists(stage1 + "/checkpoint/progress.json");
+        run_distill(d);
+    }
+    seconds["stage1"] = seconds_since(t0);
+
+    // Stage 2: the knapsack at the budget, and the curve's plans.
+    const auto table = BlockErrorTable::load(stage1 + "/block_errors.json");
+    const auto table_init = BlockErrorTable::load(stage1 + "/block_errors_init.json");
+    const auto cfg = read_model_config(find_model_folder(c.teacher));
+    const auto synth = load_synth_model(c.teacher);
+    const auto& size = synth.settings.size;
+    const TokenGrid grid{size.frames / cfg.patch_size[0], size.height / cfg.patch_size[1], size.width / cfg.patch_size[2]};
+    const auto sel = select_rates(table, cfg, grid, c.budget);
+    const auto flops = plan_attention_flops(sel.plan, cfg.num_heads, cfg.head_dim(), grid);
+
+    // Stage 3 on the chosen student.
+    t0 = std::chrono::steady_clock::now();
+    const std::string student =
+        make_student(c, sel.plan, stage1, work + "/main", {p.finetune_steps, p.finetune_batch, p.finetune_lr});
+    seconds["stage3"] = seconds_since(t0);
+
+    // Report.
+    t0 = std::chrono::steady_clock::now();
+    const auto teacher_eval = evaluate(c.teacher, p, p.eval_samples, c);
+    const auto student_eval = evaluate(student, p, p.eval_samples, c);
+    const auto [psnr, ssim] = fidelity(student_eval, teacher_eval);
+    const double ts = teacher_eval.json["score"].get<double>(), ss = student_eval.json["score"].get<double>();
+    json curve = json::array();
+    std::vector<double> kx, ky, ux, uy;
+    for (double f : p.curve.empty() ? std::vector<double>{0.15, 0.25, 0.5, 0.75} : p.curve) {
+        const auto s = select_rates(table, cfg, grid, f);
+        std::vector<std::pair<std::string, KnapsackSolution>> plans = {{fmt::format("knapsack {:.0f}%", 100 * f), s.solution}};
+        if (s.uniform) plans.push_back({fmt::format("uniform {} {:.0f}%", s.uniform_option, 100 * f), *s.uniform});
+        for (const auto& [name, sol] : plans) {
+            const auto plan = plan_from_choice(table, sol.choice);
+            json pt = {{"name", name}, {"budget", f}, {"error", sol.error},
+                       {"flops_fraction", plan_attention_flops(plan, cfg.num_heads, cfg.head_dim(), grid).fraction()}};
+            if (!p.curve.empty() && p.curve_samples > 0) {
+                const std::string dir = work + fmt::format("/curve/{}", name.substr(0, name.find(' ')) +
+                                                                            fmt::format("{:.0f}", 100 * f));
+                const auto m = make_student(c, plan, stage1, dir, {p.curve_finetune_steps, p.finetune_batch, p.finetune_lr});
+                pt["score"] = evaluate(m, p, p.curve_samples, c).json["score"];
+            }
+            const bool knap = name.rfind("knapsack", 0) == 0;
+            const double y = pt.contains("score") ? pt["score"].get<double>() : sol.error;
+            (knap ? kx : ux).push_back(pt["flops_fraction"].get<double>());
+            (knap ? ky : uy).push_back(y);
+            curve.push_back(pt);
+        }
+    }
+    seconds["report"] = seconds_since(t0);
+
+    json r;
+    r["teacher_dir"] = c.teacher;
+    r["preset"] = c.preset;
+    r["budget"] = c.budget;
+    r["attention_flops_fraction"] = flops.fraction();
+    r["plan"] = plan_rows(sel.plan, flops);
+    r["knapsack"] = {{"error", sel.solution.error}, {"optimal", sel.solution.optimal}};
+    if (sel.uniform) r["uniform"] = {{"option", sel.uniform_option}, {"error", sel.uniform->error}};
+    r["eval_samples"] = p.eval_samples;
+    r["teacher"] = {{"score", ts}, {"metrics", teacher_eval.json["metrics"]}};
+    r["student"] = {{"score", ss}, {"relative_score", ts > 0 ? ss / ts : 0.0}, {"metrics", student_eval.json["metrics"]},
+                    {"psnr", psnr}, {"ssim", ssim}};
+    r["stage1"] = {{"errors", table.to_json()["errors"]}, {"errors_init", table_init.to_json()["errors"]}};
+    r["curve"] = curve;
+    r["curve_y"] = p.curve.empty() || p.curve_samples == 0 ? "stage-1 summed held-out error (proxy; no SynthBench)"
+                                                           : "SynthBench score";
+    r["sampling"] = teacher_eval.json["sampling"];
+    r["seconds"] = seconds;
+
+    // The student folder itself in OUT, then the report files.
+    const auto m = load_synth_student(student, StudentSpec{});
+    save_synth_model(m, c.out, load_model_or_student(student).loaded.checkpoint_dtype);
+    atomic_write(c.out + "/report.json", [&](std::ostream& o) { o << r.dump(1) << "\n"; });
+    atomic_write(c.out + "/report.md", [&](std::ostream& o) { o << report_markdown(r); });
+    fs::copy_file(stage1 + "/errors.png", c.out + "/errors.png", fs::copy_options::overwrite_existing);
+    write_sheet(teacher_eval, student_eval, c.out + "/sheet.png");
+    SeriesPlotOptions po;
+    po.title = "quality vs attention FLOPs";
+    po.x_label = "attention FLOPs / teacher";
+    po.y_label = r["curve_y"].get<std::string>();
+    std::vector<Series> series = {{"knapsack", kx, ky, {0.8f, -0.6f, -0.6f}, true, true},
+                                  {"uniform", ux, uy, {-0.6f, -0.4f, 0.8f}, false, true}};
+    write_png(c.out + "/curve.png", render_series_plot(series, po));
+    return {r};
+}
+
+}  // namespace surgeon

@@ -1,0 +1,40 @@
+// `surgeon surgery`: the whole recipe of method.md §5 on a synth teacher, resumable as a whole.
+//   stage 1  work/stage1/   distil every (block, option) along the teacher's sampling trajectories (distill_synth.h)
+//   stage 2  work/plan.json multiple-choice knapsack under the attention-FLOPs budget (surgery/rate_selection.h)
+//   student  work/student-init/  teacher weights + distilled phi + plan (student.h)
+//   stage 3  work/stage3/   fine-tuning with flow matching on the world's videos (stage3_finetune.h)
+//   report   the student itself in OUT (a model folder: `surgeon generate --model OUT` runs it), report.json,
+//            report.md, errors.png (stage-1 heat map), curve.png (SynthBench vs attention FLOPs: knapsack and uniform
+//            plans), sheet.png (teacher | student rows, same prompts and noise).
+// Each stage skips itself when its output exists, so a killed run continues where it stopped (stages 1 and 3 resume
+// mid-way from their checkpoints).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace surgeon {
+
+struct SurgeryConfig {
+    std::string teacher, out;
+    double budget = 0.5;          // attention FLOPs of the student / the teacher's
+    std::string preset = "quick"; // quick (CPU, minutes) | full (GPU)
+    std::string options;          // options JSON for stage 1 and 2 (default: softmax, R2, R4, R8, linear; poly, lse)
+    std::string device = "cpu";
+    std::string dtype = "bf16";   // stage 3 precision on CUDA (fp32 on the CPU)
+    // Overrides of the preset (0 / negative = the preset's).
+    int64_t distill_prompts = 0, distill_updates = 0, finetune_steps = -1, eval_samples = 0;
+    std::vector<double> curve;     // attention-FLOPs fractions of the curve (default: the preset's)
+    bool progress = true;
+    void validate() const;
+};
+
+struct SurgeryResult {
+    nlohmann::json report;  // what report.json holds
+};
+
+SurgeryResult run_surgery(const SurgeryConfig& config);
+
+}  // namespace surgeon
