@@ -55,8 +55,12 @@ public:
 
 private:
     struct Frame {
-        torch::Tensor k, v, phi_k;  // [B, H, HW, D] (k, v in input dtype), [B, H, HW, D'] float32
+        // [B, H, HW, D] (k, v in input dtype), [B, H, HW, D'] (float32; the input dtype on the inference path)
+        torch::Tensor k, v, phi_k;
     };
+    // CUDA without autograd: bf16 GEMM folds into S_ = [S | z | 0] [B, H, D', D+8] (z_ undefined), fused combine.
+    torch::Tensor step_inference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 const torch::Tensor& phi_q, const torch::Tensor& phi_k);
     PlanEntry entry_;
     int64_t hw_;
     torch::Tensor log_scale_;
