@@ -2,7 +2,7 @@
 // Times (median over --iters, CUDA-synchronised at each boundary): batch making on the CPU, host->device copy,
 // text encoder + DiT forward, backward, gradient clipping, AdamW step, EMA update; then the whole step
 // unsynchronised. With --profile, a Kineto trace of a few steps aggregated by CUDA kernel name (top 25).
-// Usage: bench_train --config configs/synth-teacher.json [--batch 32] [--iters 10] [--profile]
+// Usage: bench_train [--config configs/synth-teacher-curriculum.json --stage 1] [--batch 32] [--iters 10] [--profile]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -23,10 +23,11 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
     CLI::App app{"surgeon train step benchmark"};
-    std::string config = "configs/synth-teacher.json", impl = "fast", dtype, optimizer = "flat";
+    std::string config = "configs/synth-teacher-curriculum.json", stage = "1", impl = "fast", dtype, optimizer = "flat";
     int64_t batch = 0, iters = 10, warmup = 3;
     bool profile = false;
     app.add_option("--config", config)->capture_default_str();
+    app.add_option("--stage", stage, "the curriculum's stage (empty for a plain config)")->capture_default_str();
     app.add_option("--batch", batch, "override the config's batch");
     app.add_option("--dtype", dtype, "override the config's compute dtype (bf16, bf16-lean, fp32)");
     app.add_option("--attention-impl", impl)->capture_default_str();
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
     app.add_flag("--profile", profile, "aggregate a Kineto trace of 3 steps by kernel");
     CLI11_PARSE(app, argc, argv);
     try {
-        auto c = TrainConfig::from_json(nlohmann::json::parse(read_text_file(config)));
+        auto c = load_train_config(config, stage);
         if (batch > 0) c.batch = batch;
         if (!dtype.empty()) c.dtype = dtype;
         if (c.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
@@ -74,8 +75,7 @@ int main(int argc, char** argv) {
         for (auto& p : params) n_params += p.numel();
         std::printf("config %s: batch %lld, %lld tokens/sample, %.2fM parameters, %s, attention %s, optimizer %s\n", config.c_str(),
                     static_cast<long long>(c.batch),
-                    static_cast<long long>(c.world.frames / c.model.patch_size[0] * (c.world.height / c.model.patch_size[1]) *
-                                           (c.world.width / c.model.patch_size[2])),
+                    static_cast<long long>(token_grid(c.model, c.world.frames, c.world.height, c.world.width).tokens()),
                     n_params / 1e6, c.dtype.c_str(), impl.c_str(), optimizer.c_str());
 
         std::map<std::string, std::vector<double>> t;

@@ -4,7 +4,7 @@
 // background in the first and the last frame, for the conditional, the unconditional ("") and the CFG-combined
 // prediction (the model's default guidance). A model that knows where "moving left" objects start puts the first
 // frame's centroid right of centre (x > 0.5) and the last frame's left of it; the spread over seeds says how much
-// the noise itself already steers the first step. Found useful when "moving left" kept going right (session 7).
+// the noise itself already steers the first step. Found useful when "moving left" kept going right.
 // Usage: probe_start [MODEL_DIR] [N_SEEDS] [DEVICE] [OBJECT="a large blue circle"] (on gray: no gray objects)
 #include <cmath>
 #include <cstdio>

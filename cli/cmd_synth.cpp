@@ -12,6 +12,7 @@
 #include "core/video_io.h"
 #include "model/model_io.h"
 #include "pipelines/synth_model.h"
+#include "pipelines/synthbench_eval.h"
 #include "pipelines/trainer.h"
 #include "surgery/attention_swap.h"
 #include "surgery/distill.h"
@@ -60,19 +61,13 @@ void check_video_extension(const std::string& out) {
 
 // ---------------------------------------------------------------------------------------------- train
 struct TrainArgs {
-    std::string config, out, device, init_from, dtype;
+    std::string config, stage, out, device, init_from, dtype;
     int64_t steps = 0;
     double time_limit = 0;
     bool resume = false;
 };
 void run_train(const TrainArgs& a) {
-    json j;
-    try {
-        j = json::parse(read_text_file(a.config));
-    } catch (const json::exception& e) {
-        fail("{}: invalid JSON ({})", a.config, e.what());
-    }
-    auto c = TrainConfig::from_json(j);
+    auto c = load_train_config(a.config, a.stage);
     if (a.steps > 0) c.steps = a.steps;
     if (!a.device.empty()) c.device = a.device;
     if (!a.init_from.empty()) c.init_from = a.init_from;
@@ -185,83 +180,20 @@ void run_eval(const EvalArgs& a) {
     m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     std::optional<SynthModel> ref;
     if (!a.reference.empty()) ref = load_synth_model(a.reference, device, precision);
-    auto o = a.sampling.resolve(m.settings.sampling);
-    std::vector<world::BenchScores> gen_scores, gt_scores;
-    double psnr_sum = 0, ssim_sum = 0;
-    std::vector<torch::Tensor> sheet_rows;
-    json per_sample = json::array();  // seed, world seed, prompt and scores of every sample (sheet rows first)
-    Progress bar("eval", a.num_samples);
-    for (int64_t s = 0; s < a.num_samples; s += a.batch) {
-        const int64_t n = std::min(a.batch, a.num_samples - s);
-        std::vector<std::string> prompts;
-        std::vector<uint64_t> seeds;
-        std::vector<world::WorldSpec> specs;
-        for (int64_t i = 0; i < n; ++i) {
-            const uint64_t seed = a.common.seed + static_cast<uint64_t>(s + i);
-            specs.push_back(world::sample_spec(world::eval_world_seed(seed)));  // held out: no training run draws these
-            prompts.push_back(world::prompt(specs.back()));
-            seeds.push_back(seed);
-        }
-        auto vids = m.generate(prompts, seeds, o);  // [n, 3, T, H, W]
-        torch::Tensor rvids;
-        if (ref) rvids = ref->generate(prompts, seeds, o);
-        for (int64_t i = 0; i < n; ++i) {
-            gen_scores.push_back(world::synthbench(vids[i], specs[i]));
-            json e = world::to_json(gen_scores.back(), /*with_details=*/true);
-            e["seed"] = seeds[i];
-            e["world_seed"] = world::eval_world_seed(seeds[i]);
-            e["prompt"] = prompts[i];
-            per_sample.push_back(std::move(e));
-            gt_scores.push_back(world::synthbench(world::render(specs[i], m.settings.size), specs[i]));
-            if (ref) {
-                psnr_sum += world::psnr(vids[i], rvids[i]);
-                ssim_sum += world::ssim(vids[i], rvids[i]);
-            }
-            if (static_cast<int64_t>(sheet_rows.size()) < 8) sheet_rows.push_back(vids[i]);
-        }
-        bar.update(s + n);
-    }
-    auto mean = world::mean_scores(gen_scores), gt = world::mean_scores(gt_scores);
-    json j = world::to_json(mean);
-    if (!a.denoise_sigmas.empty()) {
-        // One-step denoising error per noise level on ground-truth clips: MSE of x0_pred = x_s - s * v(x_s)
-        // against x0 (values in [-1, 1]). Separates "the model cannot denoise" from sampler problems.
-        torch::NoGradGuard ng;
-        const int64_t n = std::min<int64_t>(a.num_samples, 8);
-        std::vector<std::string> prompts;
-        std::vector<torch::Tensor> x0s, eps;
-        for (int64_t i = 0; i < n; ++i) {
-            auto spec = world::sample_spec(world::eval_world_seed(a.common.seed + static_cast<uint64_t>(i)));
-            prompts.push_back(world::prompt(spec));
-            x0s.push_back(world::render(spec, m.settings.size).unsqueeze(0));
-            eps.push_back(m.noise(a.common.seed + static_cast<uint64_t>(i) + 1));
-        }
-        auto x0 = torch::cat(x0s, 0).to(device), e = torch::cat(eps, 0).to(device);
-        auto ctx = m.encode(prompts);
-        json curve = json::object();
-        for (double s : a.denoise_sigmas) {
-            SURGEON_CHECK(s > 0 && s <= 1, "--denoise-sigmas must be in (0, 1], got {}", s);
-            auto xs = (1 - s) * x0 + s * e;
-            auto v = m.velocity(xs, torch::full({n}, 1000.0 * s), ctx);
-            curve[fmt::format("{:g}", s)] = (xs - s * v - x0).pow(2).mean().item<double>();
-        }
-        j["denoise_mse"] = curve;
-    }
-    j["ground_truth_score"] = gt.score;
-    j["ground_truth_metrics"] = world::to_json(gt)["metrics"];
-    j["num_samples"] = a.num_samples;
-    j["sampling"] = sampling_to_json(o);
+    EvalOptions o;
+    o.num_samples = a.num_samples;
+    o.batch = a.batch;
+    o.seed = a.common.seed;
+    o.sampling = a.sampling.resolve(m.settings.sampling);
+    o.denoise_sigmas = a.denoise_sigmas;
+    auto r = evaluate_synthbench(m, o, ref ? &*ref : nullptr);
+    json& j = r.json;
     j["model"] = a.model;
     if (!a.plan.empty()) j["plan"] = a.plan;
     if (!a.phi.empty()) j["phi"] = a.phi;
-    j["samples"] = per_sample;
-    if (ref) {
-        j["psnr"] = psnr_sum / a.num_samples;
-        j["ssim"] = ssim_sum / a.num_samples;
-        j["reference_model"] = a.reference;
-    }
+    if (ref) j["reference_model"] = a.reference;
     if (!a.json_out.empty()) atomic_write(a.json_out, [&](std::ostream& out) { out << j.dump(1) << "\n"; });
-    if (!a.sheet.empty()) write_png(a.sheet, contact_sheet_rows(sheet_rows));
+    if (!a.sheet.empty()) write_png(a.sheet, contact_sheet_rows(r.sheet));
     json summary = j;
     summary.erase("samples");
     std::printf("%s\n", summary.dump(1).c_str());
@@ -273,7 +205,8 @@ void register_synth_commands(CLI::App& app) {
     {
         auto a = std::make_shared<TrainArgs>();
         auto* cmd = app.add_subcommand("train", "Train a Wan-architecture DiT + text encoder on the synthetic world (flow matching)");
-        cmd->add_option("--config", a->config, "training config JSON (see configs/)")->required()->check(CLI::ExistingFile);
+        cmd->add_option("--config", a->config, "training config JSON or curriculum (see configs/)")->required()->check(CLI::ExistingFile);
+        cmd->add_option("--stage", a->stage, "with a curriculum: the stage to run (e.g. 14 of configs/synth-teacher-curriculum.json)");
         cmd->add_option("--out", a->out, "output folder (checkpoint/, model/, loss.csv, loss.png)")->required();
         cmd->add_flag("--resume", a->resume, "continue from OUT/checkpoint if present");
         cmd->add_option("--steps", a->steps, "override the config's step count");

@@ -3,7 +3,8 @@
 #   build   configure + build everything in build-gpu with the machine's torch
 #   test    whole ctest suite (CPU tests + -L gpu)
 #   bench   bench_dit, bench_attention, bench_vae
-#   train   train the teacher in TRAIN_DIR (TRAIN_CONFIG, its steps or TEACHER_STEPS, optional INIT_FROM) for at most
+#   train   train the teacher in TRAIN_DIR (TRAIN_CONFIG + TRAIN_STAGE, default stage 1 of the curriculum; its steps or
+#           TEACHER_STEPS, optional INIT_FROM) for at most
 #           TRAIN_SECONDS, then stop cleanly
 #   resume  continue the teacher run for at most TRAIN_SECONDS
 #   profile bench_dit --profile at 480p (time per section of the forward)
@@ -57,7 +58,7 @@ if has profile; then
 fi
 if has benchtrain; then
   for run in "bf16 torch" "bf16 flat" "bf16-lean flat"; do set -- $run
-    build-gpu/benchmarks/bench_train --config configs/synth-teacher.json --iters 6 --dtype $1 --optimizer $2 2>&1 | grep -v "^ERROR\|^WARNING" | tee -a "$OUT/session.log"
+    build-gpu/benchmarks/bench_train --config configs/synth-teacher-curriculum.json --stage 1 --iters 6 --dtype $1 --optimizer $2 2>&1 | grep -v "^ERROR\|^WARNING" | tee -a "$OUT/session.log"
   done
 fi
 if has train || has resume; then
@@ -67,7 +68,8 @@ if has train || has resume; then
   init=""; [ -n "${INIT_FROM:-}" ] && init="--init-from $INIT_FROM"
   steps=""; [ -n "${TEACHER_STEPS:-}" ] && steps="--steps $TEACHER_STEPS"  # default: the config's
   [ -n "${TRAIN_DTYPE:-}" ] && steps="$steps --dtype $TRAIN_DTYPE"
-  $BIN train --config "${TRAIN_CONFIG:-configs/synth-teacher.json}" --out $TRAIN_DIR $steps $r $init \
+  stage=""; [ -n "${TRAIN_STAGE-1}" ] && stage="--stage ${TRAIN_STAGE-1}"  # TRAIN_STAGE= for a plain config
+  $BIN train --config "${TRAIN_CONFIG:-configs/synth-teacher-curriculum.json}" $stage --out $TRAIN_DIR $steps $r $init \
      --time-limit "${TRAIN_SECONDS:-300}" >>"$OUT/train.log" 2>&1 || { tail -c 600 "$OUT/train.log"; exit 1; }
   tail -c 300 "$OUT/train.log"; echo
 fi
@@ -85,7 +87,7 @@ if has eval; then
   # Where the sampler's first step puts "moving left/right/up/down" objects (direction known from the start?).
   [ -x build-gpu/benchmarks/probe_start ] && build-gpu/benchmarks/probe_start $TRAIN_DIR/model 64 cuda 2>&1 | tee -a "$OUT/session.log"
   # The x0 prediction at every sampling step for the sheet's row-4 prompt and noise (a one-object "moving left"
-  # prompt; stage 12 drew it twice: docs/BENCHMARKS.md, "stages 12 and 13").
+  # prompt; stage 12 drew it twice: docs/history/teacher-training.md).
   $BIN generate --model $TRAIN_DIR/model --prompt "a large blue circle moving left fast on a black to purple horizontal gradient background" \
      --seed 3 --device cuda ${EVAL_FLAGS:-} --out /tmp/trace_video.png --trace "$OUT/trace.png" 2>&1 | tail -1 | tee -a "$OUT/session.log"
   # EVAL192_SEEDS="0 192": also SynthBench on 192 prompts per seed (seed 0 and 192 are disjoint prompt sets; seed 1

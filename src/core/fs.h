@@ -12,7 +12,7 @@ void atomic_write(const std::string& path, const std::function<void(std::ostream
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);
 // Deletes a file or a folder tree (no error if absent). POSIX nftw: std::filesystem::remove_all on a non-empty
-// folder crashed inside libtorch processes on the GPU machine (symbol interposition, seen 2026-11-28).
+// folder crashed inside libtorch processes on the GPU machine (symbol interposition).
 void remove_tree(const std::string& path);
 // POSIX rename (also for folders); throws with the OS error on failure.
 void rename_path(const std::string& from, const std::string& to);

@@ -146,4 +146,9 @@ WanConfig wan_preset(const std::string& name) {
     fail("unknown model preset '{}' (known: wan2.1-t2v-1.3b, wan2.1-t2v-14b)", name);
 }
 
+TokenGrid token_grid(const WanConfig& cfg, int64_t frames, int64_t height, int64_t width) {
+    const auto& p = cfg.patch_size;
+    return {frames / p[0], height / p[1], width / p[2]};
+}
+
 }  // namespace surgeon

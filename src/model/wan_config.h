@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/types.h"
+
 namespace surgeon {
 
 struct WanConfig {
@@ -41,6 +43,10 @@ struct WanConfig {
     // Parameter count implied by the config (used by `inspect` and tests).
     int64_t num_parameters() const;
 };
+
+// The DiT's token grid for an input of frames x height x width (latents [B, C, F, H, W] of a Wan model, pixel videos
+// of a synth model): each size divided by the patch size, as the patch embedding's stride divides it.
+TokenGrid token_grid(const WanConfig& cfg, int64_t frames, int64_t height, int64_t width);
 
 // Presets: "wan2.1-t2v-1.3b", "wan2.1-t2v-14b".
 WanConfig wan_preset(const std::string& name);

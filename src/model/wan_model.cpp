@@ -226,8 +226,7 @@ void WanModelImpl::set_attention_impl(AttentionImpl impl) {
 torch::Device WanModelImpl::device() const { return head->head->weight.device(); }
 
 TokenGrid WanModelImpl::grid_for(const torch::Tensor& x) const {
-    const auto& p = cfg_.patch_size;
-    return {x.size(2) / p[0], x.size(3) / p[1], x.size(4) / p[2]};
+    return token_grid(cfg_, x.size(2), x.size(3), x.size(4));
 }
 
 void WanModelImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context) const {

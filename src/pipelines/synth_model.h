@@ -24,7 +24,7 @@ struct SynthSettings {
     // Position channels: the DiT's input is the RGB video concatenated (Wan's `y`, as in Wan2.1 I2V) with three
     // constant planes holding each pixel's frame, row and column in [-1, 1], so in_dim = out_dim + 3. RoPE only
     // gives the DiT relative positions; where an object starts and which way it goes ("moving left" in an
-    // absolute frame) needs absolute ones (docs/BENCHMARKS.md, "Motion direction").
+    // absolute frame) needs absolute ones (docs/history/teacher-training.md).
     bool position_channels = false;
     world::TextEncoderConfig text_encoder;
     SampleOptions sampling;                  // defaults for generate/eval

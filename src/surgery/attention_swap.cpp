@@ -4,6 +4,7 @@
 #include "attention/hybrid_attention.h"
 #include "attention/softmax_attention.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace surgeon {
 
@@ -11,10 +12,7 @@ std::string phi_prefix(int64_t block) { return fmt::format("blocks.{}.self_attn.
 
 uint64_t block_seed(uint64_t seed, int64_t block) {
     // splitmix64 of (seed, block): well-separated streams even for consecutive seeds.
-    uint64_t x = seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(block + 1);
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
+    return splitmix64(seed + kSplitMix64Gamma * static_cast<uint64_t>(block));
 }
 
 void validate_plan(const AttentionPlan& plan, const WanConfig& cfg, const TokenGrid* grid) {
@@ -55,7 +53,7 @@ TokenGrid token_grid_for_video(const WanConfig& cfg, int64_t frames, int64_t hei
     SURGEON_CHECK(height % (8 * p[1]) == 0 && width % (8 * p[2]) == 0,
                   "video size: expected height and width divisible by {} and {}, got {}x{}", 8 * p[1], 8 * p[2],
                   height, width);
-    return {((frames - 1) / 4 + 1) / p[0], height / 8 / p[1], width / 8 / p[2]};
+    return token_grid(cfg, (frames - 1) / 4 + 1, height / 8, width / 8);  // the Wan-VAE's 4x8x8 compression
 }
 
 }  // namespace surgeon

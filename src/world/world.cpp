@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "world/rng.h"
+#include "core/rng.h"
 
 namespace surgeon::world {
 namespace {

@@ -510,34 +510,58 @@ TEST(Train, SwapSigmaMinDrawsTheContrastAtHighNoise) {
 }
 
 // Every shipped training config parses and passes the trainer's checks (seeds clear of SynthBench's, known swap
-// kinds, ...); the teacher's stages all describe the bundled architecture.
+// kinds, ...): a plain config as it is, a curriculum stage by stage.
 TEST(Train, ShippedConfigsAreValid) {
-    int teacher = 0;
+    int configs = 0;
     for (const auto& e : fs::directory_iterator(std::string(SURGEON_SOURCE_DIR) + "/configs")) {
         if (e.path().extension() != ".json") continue;
-        const auto name = e.path().filename().string();
-        const auto j = nlohmann::json::parse(read_text_file(e.path().string()));
-        if (name == "synth-teacher-stage6b.json") {
-            // Kept as the record of session 5's run, which drew SynthBench's evaluation seeds (config seed 7):
-            // the trainer now refuses it.
-            const auto err = error_of([&] { TrainConfig::from_json(j); });
-            EXPECT_NE(err.find("held-out evaluation seeds"), std::string::npos) << err;
-            continue;
+        const auto path = e.path().string();
+        auto stages = train_config_stages(path);
+        if (stages.empty()) stages.push_back("");  // a plain config
+        for (const auto& stage : stages) {
+            try {
+                (void)load_train_config(path, stage);
+                ++configs;
+            } catch (const std::exception& ex) {
+                ADD_FAILURE() << path << " " << stage << ": " << ex.what();
+            }
         }
-        TrainConfig c;
-        try {
-            c = TrainConfig::from_json(j);
-        } catch (const std::exception& ex) {
-            ADD_FAILURE() << name << ": " << ex.what();
-            continue;
-        }
-        if (name.rfind("synth-teacher", 0) != 0) continue;
-        ++teacher;
-        EXPECT_EQ(c.model.dim, 256) << name;
-        EXPECT_EQ(c.model.num_layers, 8) << name;
-        EXPECT_EQ(c.world.frames, 16) << name;
     }
-    EXPECT_GE(teacher, 10);
+    EXPECT_GE(configs, 11);
+}
+
+// The curriculum's last stage describes the bundled teacher; a stage is the base with every patch up to it applied
+// (null removes a key), and the stage errors name the choices.
+TEST(Train, TeacherCurriculumEndsAtTheBundledTeacher) {
+    const std::string path = std::string(SURGEON_SOURCE_DIR) + "/configs/synth-teacher-curriculum.json";
+    const auto stages = train_config_stages(path);
+    ASSERT_FALSE(stages.empty());
+    const auto last = load_train_config(path, stages.back());
+    const auto teacher = load_synth_model(std::string(SURGEON_SOURCE_DIR) + "/models/synth-teacher");
+    EXPECT_EQ(last.model.to_json(), teacher.dit->config().to_json());
+    EXPECT_EQ(last.position_channels, teacher.settings.position_channels);
+    EXPECT_EQ(last.world.frames, teacher.settings.size.frames);
+    EXPECT_EQ(last.swap_contrast, 0.0);
+    const auto s8 = load_train_config(path, "8"), s9 = load_train_config(path, "9");
+    EXPECT_GT(s8.position_init_std, 0.0);
+    EXPECT_EQ(s9.position_init_std, 0.0);  // removed again by stage 9's patch
+    EXPECT_EQ(s9.model.in_dim, 6);         // kept from stage 4's
+    EXPECT_NE(error_of([&] { load_train_config(path, "5"); }).find("no stage '5'"), std::string::npos);
+    EXPECT_NE(error_of([&] { load_train_config(path); }).find("pick a stage with --stage"), std::string::npos);
+    const std::string tiny_path = std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json";
+    EXPECT_NE(error_of([&] { load_train_config(tiny_path, "1"); }).find("not a curriculum"), std::string::npos);
+}
+
+// A misspelt key is an error naming it, at the top level and in "train".
+TEST(Train, UnknownConfigKeysAreErrors) {
+    auto j = nlohmann::json::parse(read_text_file(std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json"));
+    j["train"]["learning_rate"] = 1e-3;
+    auto err = error_of([&] { TrainConfig::from_json(j); });
+    EXPECT_NE(err.find("unknown key 'learning_rate'"), std::string::npos) << err;
+    j["train"].erase("learning_rate");
+    j["worlds"] = nlohmann::json::object();
+    err = error_of([&] { TrainConfig::from_json(j); });
+    EXPECT_NE(err.find("unknown key 'worlds'"), std::string::npos) << err;
 }
 
 // Curriculum: exclude_motions removes every sample with such a motion from the data (deterministically), keeps the
