@@ -22,3 +22,14 @@ else()
   find_package(nlohmann_json REQUIRED)
   find_package(CLI11 REQUIRED)
 endif()
+
+# sentencepiece (the umT5 tokenizer of src/text): Debian's libsentencepiece-dev, or the header and shared library
+# copied into SURGEON_VENDORED_DEPS by scripts/make_deps.sh.
+find_path(SURGEON_SENTENCEPIECE_INCLUDE sentencepiece_processor.h HINTS ${SURGEON_VENDORED_DEPS}/include)
+find_library(SURGEON_SENTENCEPIECE_LIB NAMES sentencepiece HINTS ${SURGEON_VENDORED_DEPS}/lib)
+if(NOT SURGEON_SENTENCEPIECE_INCLUDE OR NOT SURGEON_SENTENCEPIECE_LIB)
+  message(FATAL_ERROR "sentencepiece not found: install libsentencepiece-dev (scripts/setup.sh does)")
+endif()
+add_library(SentencePiece::SentencePiece UNKNOWN IMPORTED)
+set_target_properties(SentencePiece::SentencePiece PROPERTIES IMPORTED_LOCATION ${SURGEON_SENTENCEPIECE_LIB}
+                      INTERFACE_INCLUDE_DIRECTORIES ${SURGEON_SENTENCEPIECE_INCLUDE})

@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 mkdir -p .deps/include .deps/lib
 cp -r /usr/include/CLI /usr/include/nlohmann /usr/include/gtest /usr/include/stb .deps/include/
 cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a .deps/lib/
+cp /usr/include/sentencepiece_processor.h .deps/include/
+cp -P /usr/lib/x86_64-linux-gnu/libsentencepiece.so* .deps/lib/
 du -sh .deps

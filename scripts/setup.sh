@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Surgeon needs on Debian 12 (safe to re-run) and builds it into ./build.
-#   Debian packages: compilers, CMake, Ninja, GoogleTest, Google Benchmark, CLI11, nlohmann-json, fmt, stb, libpng, ffmpeg
+#   Debian packages: compilers, CMake, Ninja, GoogleTest, Google Benchmark, CLI11, nlohmann-json, fmt, stb, libpng, ffmpeg,
+#   sentencepiece (the umT5 tokenizer)
 #   libtorch: the standard PyTorch 2.11 wheel in a venv outside the clone ($SURGEON_VENV, default ~/.cache/surgeon/venv),
 #   found by CMake through torch.utils.cmake_prefix_path.
 set -euo pipefail
@@ -10,7 +11,7 @@ BUILD=${SURGEON_BUILD_DIR:-build}
 TORCH_VERSION=2.11.0
 
 pkgs=(build-essential cmake ninja-build git python3 python3-venv libgtest-dev libgmock-dev libbenchmark-dev
-      libcli11-dev nlohmann-json3-dev libstb-dev libpng-dev ffmpeg ccache)
+      libcli11-dev nlohmann-json3-dev libstb-dev libpng-dev ffmpeg ccache libsentencepiece-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
