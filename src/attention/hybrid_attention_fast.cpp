@@ -39,7 +39,8 @@ Tensor sdpa_operand(const Tensor& x) {
 
 bool inference_path_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& phi_q, const Tensor& phi_k,
                             const Tensor& log_scale) {
-    if (!q.is_cuda()) return false;
+    const auto dt = v.scalar_type();
+    if (!q.is_cuda() || (dt != torch::kBFloat16 && dt != torch::kHalf)) return false;  // fp32/fp64: the composite
     if (!torch::GradMode::is_enabled()) return true;
     for (const auto* t : {&q, &k, &v, &phi_q, &phi_k, &log_scale})
         if (t->defined() && t->requires_grad()) return false;

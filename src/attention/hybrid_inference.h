@@ -19,7 +19,7 @@ torch::Tensor hybrid_inference(const torch::Tensor& q, const torch::Tensor& k, c
                                const torch::Tensor& phi_q, const torch::Tensor& phi_k, const PlanEntry& entry,
                                const TokenGrid& grid, const torch::Tensor& log_scale);
 
-// True when hybrid_attention's Fast path should take hybrid_inference: CUDA inputs and no gradient needed
+// True when hybrid_attention's Fast path should take hybrid_inference: CUDA bf16/fp16 inputs and no gradient needed
 // (grad mode off, or no input requires grad). The autograd path stays the float32 composite.
 bool inference_path_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const torch::Tensor& phi_q, const torch::Tensor& phi_k, const torch::Tensor& log_scale);
