@@ -229,9 +229,10 @@ TEST(HybridAttention, LinearScaleFastMatchesReferenceAndRecurrent) {
             if (!e.has_softmax_branch() || !e.has_linear_branch()) continue;
             auto in = random_inputs(s, 81 + n);
             torch::manual_seed(5 + n);
+            const auto ls0 = torch::randn({s.H}) * 2;  // one log_scale for both twins
             std::vector<Tensor> out, grad;
             for (auto impl : {AttentionImpl::Reference, AttentionImpl::Fast}) {
-                auto ls = (torch::randn({s.H}) * 2).requires_grad_(true);
+                auto ls = ls0.clone().requires_grad_(true);
                 auto y = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), impl, 5, ls);
                 torch::manual_seed(7);
                 grad.push_back(torch::autograd::grad({(y * torch::randn(y.sizes())).sum()}, {ls})[0]);
@@ -240,9 +241,7 @@ TEST(HybridAttention, LinearScaleFastMatchesReferenceAndRecurrent) {
             EXPECT_LE(rel_error(out[1], out[0]), testing::kTwinRelTolF32) << e.describe();
             EXPECT_LE(rel_error(grad[1], grad[0]), testing::kTwinRelTolF32) << "grad s " << e.describe();
             if (e.kind == AttentionKind::Chunked && e.causal) {
-                torch::manual_seed(5 + n);
-                auto ls = torch::randn({s.H}) * 2;
-                auto rec = chunked_causal_recurrent(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), ls);
+                auto rec = chunked_causal_recurrent(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), ls0);
                 EXPECT_LE(rel_error(rec, out[0]), testing::kTwinRelTolF32) << "recurrent " << e.describe();
             }
             ++n;
