@@ -14,6 +14,7 @@
 #include "pipelines/synth_model.h"
 #include "pipelines/synthbench_eval.h"
 #include "pipelines/trainer.h"
+#include "pipelines/wan_t2v.h"
 #include "surgery/attention_swap.h"
 #include "surgery/distill.h"
 #include "surgery/student_checkpoint.h"
@@ -135,6 +136,15 @@ void run_generate(const GenerateArgs& a) {
         return;
     }
     SURGEON_CHECK(a.trace.empty(), "--trace is for synthetic-world models (a Wan2.1 model's x0 is a latent)");
+    if (a.context.empty() && is_wan_t2v_folder(a.model)) {  // prompt -> umT5 -> DiT -> VAE (pipelines/wan_t2v)
+        SURGEON_CHECK(a.phi.empty(), "--phi (distilled feature maps of `surgeon distill`) is for synthetic-world models");
+        WanT2VRequest r{a.prompt, "", a.frames, a.height, a.width, a.common.seed, a.sampling.resolve(SampleOptions{}),
+                        a.vae, a.plan, device, precision, parse_attention_impl(a.common.attention_impl)};
+        r.sampling.progress = true;
+        write_video(a.out, generate_wan_t2v(a.model, r));
+        std::printf("wrote %s (%s, seed %llu)\n", a.out.c_str(), a.prompt.c_str(), static_cast<unsigned long long>(a.common.seed));
+        return;
+    }
     // A real Wan2.1 model: prompt embeddings from a file (no umT5 yet), latents decoded by the Wan-VAE.
     SURGEON_CHECK(!a.vae.empty() && !a.context.empty(),
                   "{} is a Wan2.1 model folder: --vae DIR and --context FILE (context [1, L, 4096], optional negative_context) are required",
@@ -222,9 +232,9 @@ void register_synth_commands(CLI::App& app) {
     }
     {
         auto a = std::make_shared<GenerateArgs>();
-        auto* cmd = app.add_subcommand("generate", "Text to video: synthetic-world models (--prompt) or Wan2.1 (--vae, --context)");
+        auto* cmd = app.add_subcommand("generate", "Text to video: synthetic-world models, Wan2.1 folders with umT5 (--prompt), or Wan2.1 DiTs with --vae and --context");
         cmd->add_option("--model", a->model, "model folder")->required();
-        cmd->add_option("--prompt", a->prompt, "prompt (synthetic-world models)");
+        cmd->add_option("--prompt", a->prompt, "prompt (synthetic-world models; Wan2.1 folders with a text encoder)");
         cmd->add_option("--out", a->out, "output video: .mp4, .gif or .png (contact sheet)")->required();
         cmd->add_option("--trace", a->trace, "also write a PNG: the model's x0 prediction at every sampling step, one row per step (synthetic-world models)");
         cmd->add_option("--vae", a->vae, "Wan-VAE folder (real Wan models)");

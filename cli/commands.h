@@ -29,6 +29,7 @@ void register_plan_commands(CLI::App& app);   // plan (cmd_plan.cpp)
 void register_synth_commands(CLI::App& app);  // train, generate, eval (cmd_synth.cpp)
 void register_plot_commands(CLI::App& app);   // plot (cmd_plot.cpp)
 void register_distill(CLI::App& app);         // distill (cmd_distill.cpp)
+void register_text_encode(CLI::App& app);     // text-encode (cmd_text.cpp)
 void register_finetune(CLI::App& app);        // finetune (cmd_finetune.cpp)
 
 }  // namespace surgeon::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     register_synth_commands(app);
     register_plot_commands(app);
     register_distill(app);
+    register_text_encode(app);
     register_finetune(app);
     try {
         app.parse(argc, argv);
