@@ -1,6 +1,7 @@
 // `surgeon forward`: one DiT forward from a tensor file (in.latents, in.timestep, in.context) to out.velocity.
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
@@ -16,6 +17,8 @@ struct ForwardArgs {
 };
 
 void run_forward(const ForwardArgs& a) {
+    check_input_file(a.inputs, "--inputs");
+    check_output_path(a.out, {a.inputs, a.plan}, {a.model});
     const auto device = parse_device(a.common.device);
     torch::manual_seed(a.common.seed);
     auto in = load_safetensors(a.inputs);
@@ -32,6 +35,8 @@ void run_forward(const ForwardArgs& a) {
     torch::NoGradGuard ng;
     auto v = loaded.model->forward(x, t, c, a.dump_activations ? &tap : nullptr);
     out["out.velocity"] = v.to(torch::kCPU, torch::kFloat32).contiguous();
+    SURGEON_CHECK(torch::isfinite(out["out.velocity"]).all().item<bool>(),
+                  "the model's output holds NaN or Inf (weights or a feature map out of range); nothing written");
     save_safetensors(a.out, out, {{"surgeon.command", "forward"}, {"surgeon.dtype", a.common.dtype}});
 }
 }  // namespace

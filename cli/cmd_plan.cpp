@@ -9,6 +9,7 @@
 #include "attention/attention_plan.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
 #include "surgery/rate_selection.h"
@@ -23,6 +24,7 @@ struct PlanUniformArgs {
 };
 
 void run_plan_uniform(const PlanUniformArgs& a, const CLI::App& cmd) {
+    check_output_path(a.out, {}, {a.model});
     const WanConfig cfg = read_model_config(find_model_folder(a.model));
     PlanEntry e;
     e.kind = parse_attention_kind(a.kind);
@@ -65,15 +67,22 @@ TokenGrid parse_grid(const std::string& s) {
     in >> g.frames >> x1 >> g.height >> x2 >> g.width;
     SURGEON_CHECK(in && in.peek() == EOF && x1 == 'x' && x2 == 'x' && g.frames > 0 && g.height > 0 && g.width > 0,
                   "--grid: expected FRAMESxHEIGHTxWIDTH in tokens, e.g. 21x30x52, got '{}'", s);
+    check_token_grid(g, "--grid");
     return g;
 }
 
 void run_plan_knapsack(const PlanKnapsackArgs& a, const CLI::App& cmd) {
+    check_input_file(a.errors, "--errors");
+    check_output_path(a.out, {a.errors}, {a.model});
     const WanConfig cfg = read_model_config(find_model_folder(a.model));
     const bool video_given = cmd.get_option("--frames")->count() + cmd.get_option("--height")->count() +
                              cmd.get_option("--width")->count() > 0;
     SURGEON_CHECK(a.grid.empty() || !video_given, "give either --grid or --frames/--height/--width, not both");
+    SURGEON_CHECK(a.frames <= 4 * kMaxTokens && a.height <= 65536 && a.width <= 65536,
+                  "--frames/--height/--width: at most {} frames and 65536 pixels a side, got {}x{}x{}", 4 * kMaxTokens,
+                  a.frames, a.height, a.width);
     const TokenGrid grid = a.grid.empty() ? token_grid_for_video(cfg, a.frames, a.height, a.width) : parse_grid(a.grid);
+    check_token_grid(grid, "plan knapsack");
     const auto table = BlockErrorTable::load(a.errors);
     const auto sel = select_rates(table, cfg, grid, a.budget, parse_knapsack_solver(a.solver), a.units);
     std::printf("knapsack (%s%s) over %lld blocks x %zu options, grid %lldx%lldx%lld = %lld tokens, %s\n",

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/plot.h"
 #include "core/video_io.h"
 
@@ -27,6 +28,8 @@ void register_plot_commands(CLI::App& app) {
     cmd->add_flag("--linear", a->linear, "linear y axis (default: log)");
     cmd->callback([a]() {
         SURGEON_CHECK(a->out.size() > 4 && a->out.substr(a->out.size() - 4) == ".png", "--out must end in .png, got '{}'", a->out);
+        check_input_file(a->csv, "--csv");
+        check_output_path(a->out, {a->csv});
         std::ifstream in(a->csv);
         SURGEON_CHECK(in.good(), "{}: cannot open", a->csv);
         std::string line;

@@ -1,6 +1,7 @@
 // `surgeon sample`: the denoising loop with CFG from a tensor file (in.noise, in.context, in.negative_context).
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
@@ -19,6 +20,8 @@ struct SampleArgs {
 };
 
 void run_sample(const SampleArgs& a) {
+    check_input_file(a.inputs, "--inputs");
+    check_output_path(a.out, {a.inputs, a.plan}, {a.model});
     const auto device = parse_device(a.common.device);
     SampleOptions o;
     o.solver = parse_solver(a.solver);
@@ -42,6 +45,8 @@ void run_sample(const SampleArgs& a) {
     };
     auto x = sample_video(loaded.model, noise, ctx, neg, o, a.trace ? trace : StepCallback());
     out["out.latents"] = x.to(torch::kCPU).contiguous();
+    SURGEON_CHECK(torch::isfinite(out["out.latents"]).all().item<bool>(),
+                  "the sampled latents hold NaN or Inf (weights or a feature map out of range); nothing written");
     auto sch = make_schedule(o.solver, o.steps, o.shift);
     out["out.sigmas"] = torch::tensor(sch.sigmas, torch::kFloat64).to(torch::kFloat32);
     out["out.timesteps"] = torch::tensor(sch.timesteps, torch::kFloat64).to(torch::kFloat32);
@@ -60,8 +65,10 @@ void register_sample(CLI::App& app) {
         ->check(CLI::IsMember({"unipc", "unipc-diffusers", "euler"}))
         ->capture_default_str();
     cmd->add_option("--steps", a->steps, "number of sampling steps")->check(CLI::Range(1, 10000))->capture_default_str();
-    cmd->add_option("--shift", a->shift, "flow shift")->capture_default_str();
-    cmd->add_option("--guidance", a->guidance, "classifier-free guidance scale (1 = off)")->capture_default_str();
+    cmd->add_option("--shift", a->shift, "flow shift")->check(finite_in(0, 1000, true))->capture_default_str();
+    cmd->add_option("--guidance", a->guidance, "classifier-free guidance scale (1 = off)")
+        ->check(finite_in(0, 1000))
+        ->capture_default_str();
     cmd->add_flag("--trace", a->trace, "also write the latents after every step (out.step0, ...)");
     add_common_options(cmd, a->common);
     cmd->callback([a]() { run_sample(*a); });

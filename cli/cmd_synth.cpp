@@ -37,10 +37,10 @@ struct SamplingFlags {
         cmd->add_option("--solver", solver, "unipc, unipc-diffusers or euler (default: the model's)")
             ->check(CLI::IsMember({"unipc", "unipc-diffusers", "euler"}));
         cmd->add_option("--steps", steps, "sampling steps (default: the model's)")->check(CLI::Range(1, 10000));
-        cmd->add_option("--shift", shift, "flow shift (default: the model's)");
-        cmd->add_option("--guidance", guidance, "CFG scale, 1 = off (default: the model's)");
+        cmd->add_option("--shift", shift, "flow shift (default: the model's)")->check(finite_in(0, 1000, true));
+        cmd->add_option("--guidance", guidance, "CFG scale, 1 = off (default: the model's)")->check(finite_in(0, 1000));
         cmd->add_option("--eta", eta, "with --solver euler: ancestral steps, fresh noise each step (0 = the ODE, 1 = the most; "
-                                      "default: the model's)")->check(CLI::Range(0.0, 1.0));
+                                      "default: the model's)")->check(finite_in(0, 1));
     }
     SampleOptions resolve(SampleOptions o) const {
         if (!solver.empty()) o.solver = parse_solver(solver);
@@ -68,13 +68,22 @@ struct TrainArgs {
     bool resume = false;
 };
 void run_train(const TrainArgs& a) {
+    check_output_path(a.out, {}, {a.init_from}, OutputKind::Folder);
     auto c = load_train_config(a.config, a.stage);
     if (a.steps > 0) c.steps = a.steps;
     if (!a.device.empty()) c.device = a.device;
     if (!a.init_from.empty()) c.init_from = a.init_from;
     if (!a.dtype.empty()) c.dtype = a.dtype;
     parse_device(c.device);
-    auto r = train_synth_model(c, a.out, a.resume, /*progress=*/true, /*stop_after=*/-1, a.time_limit);
+    // A run that fails before its first checkpoint leaves nothing behind (no empty folder, no train_config.json).
+    const bool created = !fs::exists(a.out), had_record = fs::exists(fs::path(a.out) / "train_config.json");
+    TrainResult r;
+    try {
+        r = train_synth_model(c, a.out, a.resume, /*progress=*/true, /*stop_after=*/-1, a.time_limit);
+    } catch (...) {
+        remove_failed_run_outputs(a.out, created, had_record ? std::vector<std::string>{} : std::vector<std::string>{"train_config.json"});
+        throw;
+    }
     if (r.steps_done < c.steps) {
         std::printf("stopped at step %lld of %lld after the time limit (%.1f s in all, loss %.5f); checkpoint and "
                     "model in %s; continue with --resume\n",
@@ -108,6 +117,11 @@ struct GenerateArgs {
 };
 void run_generate(const GenerateArgs& a) {
     check_video_extension(a.out);
+    check_output_path(a.out, {a.context, a.plan}, {a.model, a.vae, a.phi});
+    if (!a.trace.empty()) {
+        SURGEON_CHECK(a.trace != a.out, "--trace and --out name the same file '{}'", a.out);
+        check_output_path(a.trace, {a.context, a.plan}, {a.model, a.vae, a.phi}, OutputKind::File, "--trace");
+    }
     const auto device = parse_device(a.common.device);
     const auto precision = parse_precision(a.common.dtype);
     if (!a.trace.empty())
@@ -182,8 +196,9 @@ struct EvalArgs {
     CommonOptions common;
 };
 void run_eval(const EvalArgs& a) {
-    SURGEON_CHECK(a.num_samples >= 1 && a.num_samples <= 100000, "--num-samples must be in 1..100000");
-    SURGEON_CHECK(a.batch >= 1, "--batch must be >= 1");
+    for (const auto& [path, flag] : {std::pair(a.json_out, "--json"), std::pair(a.sheet, "--sheet")})
+        if (!path.empty()) check_output_path(path, {a.plan}, {a.model, a.reference, a.phi}, OutputKind::File, flag);
+    SURGEON_CHECK(a.json_out.empty() || a.json_out != a.sheet, "--json and --sheet name the same file '{}'", a.sheet);
     const auto device = parse_device(a.common.device);
     const auto precision = parse_precision(a.common.dtype);
     auto m = load_synth_cli(a.model, a.plan, a.phi, device, precision, a.common.seed);
@@ -219,7 +234,8 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_option("--stage", a->stage, "with a curriculum: the stage to run (e.g. 14 of configs/synth-teacher-curriculum.json)");
         cmd->add_option("--out", a->out, "output folder (checkpoint/, model/, loss.csv, loss.png)")->required();
         cmd->add_flag("--resume", a->resume, "continue from OUT/checkpoint if present");
-        cmd->add_option("--steps", a->steps, "override the config's step count");
+        cmd->add_option("--steps", a->steps, "override the config's step count")
+            ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
         cmd->add_option("--device", a->device, "override the config's device (cpu, cuda)");
         cmd->add_option("--dtype", a->dtype, "override the config's CUDA precision")
             ->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}));
@@ -227,7 +243,7 @@ void register_synth_commands(CLI::App& app) {
                         "start from this synth model folder's weights (same architecture) instead of a fresh init");
         cmd->add_option("--time-limit", a->time_limit,
                         "stop after this many seconds (checkpoint + model), continue later with --resume")
-            ->check(CLI::PositiveNumber);
+            ->check(finite_in(0, 1e9, true));
         cmd->callback([a]() { run_train(*a); });
     }
     {
@@ -257,8 +273,9 @@ void register_synth_commands(CLI::App& app) {
                         "number of prompts: sample i uses seed + i for its noise and held-out world seed 7e9 + seed + "
                         "i, so --seed 1 shares all but one prompt with --seed 0; a disjoint set starts at seed >= the "
                         "other set's seed + N")
-            ->capture_default_str();
-        cmd->add_option("--batch", a->batch, "videos generated at once")->capture_default_str();
+            ->capture_default_str()
+            ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+        cmd->add_option("--batch", a->batch, "videos generated at once")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
         cmd->add_option("--json", a->json_out, "write the report here");
         cmd->add_option("--sheet", a->sheet, "write a PNG contact sheet of the first 8 videos");
         cmd->add_option("--denoise-sigmas", a->denoise_sigmas,

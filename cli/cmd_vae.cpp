@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "core/video_io.h"
@@ -29,9 +30,10 @@ std::string lower_ext(const std::string& path) {
     return e;
 }
 
-void check_out_dir(const std::string& out) {
-    const auto parent = fs::path(out).parent_path();
-    SURGEON_CHECK(parent.empty() || fs::is_directory(parent), "output folder '{}' does not exist", parent.string());
+// The output-path guard (core/fs.h) with the command's input file and VAE.
+void check_out(const VAEOptions& o, const char* input_flag) {
+    check_input_file(o.input, input_flag);
+    check_output_path(o.out, {o.input}, {o.vae});
 }
 
 // The tensor named `key`, or when no key is given: the only tensor, else the first of `defaults` present.
@@ -61,9 +63,8 @@ void run_decode(const VAEOptions& o) {
     const auto out_ext = lower_ext(o.out);
     SURGEON_CHECK(out_ext == ".safetensors" || out_ext == ".mp4" || out_ext == ".gif" || out_ext == ".png",
                   "--out '{}': unknown extension '{}' (expected .safetensors, .mp4, .gif or .png)", o.out, out_ext);
-    check_out_dir(o.out);
+    check_out(o, "--latents");
     const auto device = parse_device(o.device);
-    SURGEON_CHECK(fs::is_regular_file(o.input), "latents file '{}' does not exist", o.input);
     const auto file = load_safetensors(o.input);
     auto latents = pick_tensor(file, o.key, {"out.latents", "latents", "in.latents"}, o.input);
     const std::string name = o.key.empty() ? "latents" : o.key;
@@ -111,9 +112,8 @@ void run_decode(const VAEOptions& o) {
 void run_encode(const VAEOptions& o) {
     SURGEON_CHECK(lower_ext(o.out) == ".safetensors", "--out '{}': encode writes latents, expected a .safetensors file",
                   o.out);
-    check_out_dir(o.out);
+    check_out(o, "--video");
     const auto device = parse_device(o.device);
-    SURGEON_CHECK(fs::is_regular_file(o.input), "video file '{}' does not exist", o.input);
     torch::Tensor video;
     std::string name = o.key.empty() ? "video" : o.key;
     if (lower_ext(o.input) == ".safetensors") {

@@ -39,6 +39,7 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 void run_world(const WorldOptions& o) {
+    check_output_path(o.out, {}, {}, OutputKind::Folder);
     std::error_code ec;
     std::filesystem::create_directories(o.out, ec);
     SURGEON_CHECK(!ec && std::filesystem::is_directory(o.out), "cannot create output folder '{}': {}", o.out,
@@ -60,7 +61,8 @@ void run_world(const WorldOptions& o) {
 }
 
 void run_bench_gt(const BenchGtOptions& o) {
-    SURGEON_CHECK(o.num_samples > 0, "--num-samples must be positive, got {}", o.num_samples);
+    SURGEON_CHECK(o.num_samples > 0 && o.num_samples <= 100000, "--num-samples must be in 1..100000, got {}", o.num_samples);
+    if (!o.json.empty()) check_output_path(o.json, {}, {}, OutputKind::File, "--json");
     std::vector<world::BenchScores> all;
     nlohmann::json samples = nlohmann::json::array();
     for (int64_t i = 0; i < o.num_samples; ++i) {
@@ -94,6 +96,7 @@ void register_world_commands(CLI::App& app) {
     auto* w = app.add_subcommand("world", "Render one synthetic world sample: sample.mp4, sample.gif, sheet.png, "
                                           "prompt.txt, spec.json");
     w->add_option("--seed", wo->seed, "sample seed (same seed, same video and prompt on any machine)")
+        ->check(unsigned_integer())
         ->capture_default_str();
     w->add_option("--out", wo->out, "output folder (created if missing)")->required();
     add_size_options(w, wo->size);
@@ -103,7 +106,7 @@ void register_world_commands(CLI::App& app) {
     auto bo = std::make_shared<BenchGtOptions>();
     auto* b = app.add_subcommand("bench-gt", "Score ground-truth world videos with SynthBench (validates the benchmark)");
     b->add_option("--num-samples", bo->num_samples, "number of samples (seeds seed .. seed+N-1)")->capture_default_str();
-    b->add_option("--seed", bo->seed, "first sample seed")->capture_default_str();
+    b->add_option("--seed", bo->seed, "first sample seed")->check(unsigned_integer())->capture_default_str();
     b->add_option("--json", bo->json, "write the report here (score, metrics, ground_truth_score, samples)");
     add_size_options(b, bo->size);
     b->callback([bo] { run_bench_gt(*bo); });

@@ -18,6 +18,11 @@ struct CommonOptions {
 void add_common_options(CLI::App* cmd, CommonOptions& o);
 torch::Device parse_device(const std::string& s);  // clear error when CUDA is asked for but absent
 
+// Option validators (CLI::Range lets NaN through, and an unsigned option reads "-1" as 2^64 - 1):
+// a finite number in [lo, hi] (lo excluded when `lo_open`), and a non-negative integer written in digits.
+CLI::Validator finite_in(double lo, double hi, bool lo_open = false);
+CLI::Validator unsigned_integer();
+
 void register_inspect(CLI::App& app);
 void register_forward(CLI::App& app);
 void register_sample(CLI::App& app);
@@ -30,6 +35,8 @@ void register_synth_commands(CLI::App& app);  // train, generate, eval (cmd_synt
 void register_plot_commands(CLI::App& app);   // plot (cmd_plot.cpp)
 void register_distill(CLI::App& app);         // distill (cmd_distill.cpp)
 void register_text_encode(CLI::App& app);     // text-encode (cmd_text.cpp)
+void register_student(CLI::App& app);         // student (cmd_student.cpp)
+void register_surgery(CLI::App& app);         // surgery (cmd_surgery.cpp)
 void register_finetune(CLI::App& app);        // finetune (cmd_finetune.cpp)
 
 }  // namespace surgeon::cli

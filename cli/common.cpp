@@ -2,6 +2,9 @@
 #include "cli/commands.h"
 #include "core/error.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace surgeon::cli {
 
 void add_common_options(CLI::App* cmd, CommonOptions& o) {
@@ -9,10 +12,39 @@ void add_common_options(CLI::App* cmd, CommonOptions& o) {
     cmd->add_option("--dtype", o.dtype, "fp32, bf16 (bf16 GEMMs/attention, fp32 residual stream and norms: Wan's recipe) or bf16-lean (all bf16 but norm statistics, time embedding and head)")
         ->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}))
         ->capture_default_str();
-    cmd->add_option("--seed", o.seed, "random seed")->capture_default_str();
+    cmd->add_option("--seed", o.seed, "random seed")->check(unsigned_integer())->capture_default_str();
     cmd->add_option("--attention-impl", o.attention_impl, "fast, or reference (the slow twin of every fast path)")
         ->check(CLI::IsMember({"fast", "reference"}))
         ->capture_default_str();
+}
+
+CLI::Validator finite_in(double lo, double hi, bool lo_open) {
+    const std::string desc = fmt::format("{}{:g}, {:g}]", lo_open ? "(" : "[", lo, hi);
+    return CLI::Validator(
+        [lo, hi, lo_open, desc](std::string& s) -> std::string {
+            double v = 0;
+            size_t used = 0;
+            try {
+                v = std::stod(s, &used);
+            } catch (const std::exception&) {
+                return fmt::format("'{}' is not a number", s);
+            }
+            if (used != s.size() || !std::isfinite(v)) return fmt::format("'{}' is not a finite number", s);
+            if (v < lo || v > hi || (lo_open && v == lo)) return fmt::format("{} is outside {}", s, desc);
+            return "";
+        },
+        "FINITE in " + desc);
+}
+
+CLI::Validator unsigned_integer() {
+    return CLI::Validator(
+        [](std::string& s) -> std::string {
+            const bool digits = !s.empty() && s.size() <= 20 && std::all_of(s.begin(), s.end(), [](char c) {
+                return c >= '0' && c <= '9';
+            });
+            return digits ? "" : fmt::format("'{}' is not a non-negative integer", s);
+        },
+        "UINT");
 }
 
 torch::Device parse_device(const std::string& s) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -25,7 +26,22 @@ int main(int argc, char** argv) {
     register_plot_commands(app);
     register_distill(app);
     register_text_encode(app);
+    register_student(app);
+    register_surgery(app);
     register_finetune(app);
+    // CLI11 would say "A subcommand is required" for a mistyped command.
+    if (argc >= 2 && argv[1][0] != '-') {
+        std::string names;
+        bool known = false;
+        for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+            known = known || sub->check_name(argv[1]);
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+        }
+        if (!known) {
+            std::fprintf(stderr, "error: unknown command '%s' (commands: %s)\n", argv[1], names.c_str());
+            return 2;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -40,8 +56,14 @@ int main(int argc, char** argv) {
         std::replace(msg.begin(), msg.end(), '\n', ' ');
         std::fprintf(stderr, "error: %s\n", msg.c_str());
         return 1;
+    } catch (const std::filesystem::filesystem_error& e) {  // "filesystem error: ..." -> the paths and the OS reason
+        std::string paths = e.path1().string() + (e.path2().empty() ? "" : " -> " + e.path2().string());
+        std::fprintf(stderr, "error: %s: %s\n", paths.c_str(), e.code().message().c_str());
+        return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
+        std::string msg = e.what();
+        std::replace(msg.begin(), msg.end(), '\n', ' ');
+        std::fprintf(stderr, "error: %s\n", msg.c_str());
         return 1;
     }
     return 0;

@@ -108,11 +108,28 @@ void check_keys(const json& j, const std::set<std::string>& allowed, const std::
 template <typename T>
 T get(const json& j, const char* key, const std::string& where, T def) {
     if (!j.contains(key)) return def;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)  // nlohmann would truncate 2.5 to 2
+        SURGEON_CHECK(j.at(key).is_number_integer(), "{}: field '{}' must be an integer, got {}", where, key,
+                      j.at(key).dump());
     try {
         return j.at(key).get<T>();
     } catch (const json::exception&) {
         fail("{}: field '{}' has the wrong type (got {})", where, key, j.at(key).dump());
     }
+}
+// Bounds that hold for any model, checked before anything is sized from a plan (a plan is untrusted input):
+// a model's own bounds (hidden <= 16 x head dim, rate <= tokens) are checked by validate_entry.
+constexpr int64_t kMaxPlanHeadDim = 4096, kMaxPlanTokens = int64_t{1} << 24;
+void check_entry_bounds(const PlanEntry& e, const std::string& where) {
+    SURGEON_CHECK(e.rate >= 1 && e.rate <= kMaxPlanTokens, "{}: rate must be in 1..{}, got {}", where, kMaxPlanTokens, e.rate);
+    SURGEON_CHECK(e.chunk >= 1 && e.chunk <= kMaxPlanTokens, "{}: chunk must be in 1..{}, got {}", where, kMaxPlanTokens,
+                  e.chunk);
+    SURGEON_CHECK(e.overlap >= 0 && e.overlap <= kMaxPlanTokens, "{}: overlap must be in 0..{}, got {}", where,
+                  kMaxPlanTokens, e.overlap);
+    const auto& fm = e.feature_map;
+    SURGEON_CHECK(fm.hidden >= 0 && fm.hidden <= 16 * kMaxPlanHeadDim, "{}: feature_map hidden must be in 0..{}, got {}",
+                  where, 16 * kMaxPlanHeadDim, fm.hidden);
+    SURGEON_CHECK(fm.parts >= 1 && fm.parts <= 8, "{}: feature_map parts must be in 1..8, got {}", where, fm.parts);
 }
 }  // namespace
 
@@ -149,7 +166,10 @@ AttentionPlan AttentionPlan::from_json(const json& j, const std::string& source)
             e.feature_map.hidden = get<int64_t>(fm, "hidden", fw, 0);
             e.feature_map.parts = get<int64_t>(fm, "parts", fw, 2);
             e.feature_map.head_dim = get<int64_t>(fm, "head_dim", fw, 0);
+            SURGEON_CHECK(e.feature_map.head_dim >= 0 && e.feature_map.head_dim <= kMaxPlanHeadDim,
+                          "{}: head_dim must be in 0..{}, got {}", fw, kMaxPlanHeadDim, e.feature_map.head_dim);
         }
+        check_entry_bounds(e, where);
         plan.blocks.push_back(e.normalized());
     }
     if (j.contains("num_blocks")) {
@@ -247,6 +267,8 @@ void validate_entry(const PlanEntry& e, int64_t head_dim, const TokenGrid* grid,
                           fm.parts);
             SURGEON_CHECK(fm.hidden >= 0, "{}: poly feature map hidden width must be >= 1 (0 = 2*head_dim), got {}",
                           where, fm.hidden);
+            SURGEON_CHECK(fm.hidden <= 16 * head_dim, "{}: poly feature map hidden width {} exceeds 16 x head dim ({})",
+                          where, fm.hidden, 16 * head_dim);
         }
     }
 }

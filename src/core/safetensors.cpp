@@ -55,6 +55,7 @@ struct SafetensorsFile::Mapping {
 };
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(std::make_shared<Mapping>()) {
+    check_input_file(path, "safetensors file");  // stat before open: a FIFO must not block
     int fd = ::open(path.c_str(), O_RDONLY);
     SURGEON_CHECK(fd >= 0, "{}: cannot open safetensors file", path);
     struct stat st {};
@@ -184,6 +185,7 @@ TensorMap load_safetensors(const std::string& path, Metadata* metadata) {
 TensorMap load_sharded_safetensors(const std::string& index_path, Metadata* metadata) {
     json index;
     try {
+        check_input_file(index_path, "checkpoint index");
         std::ifstream in(index_path);
         SURGEON_CHECK(in.good(), "{}: cannot open checkpoint index", index_path);
         index = json::parse(in);

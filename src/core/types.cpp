@@ -11,6 +11,14 @@ AttentionImpl parse_attention_impl(const std::string& s) {
     fail("unknown attention implementation '{}' (expected reference|fast)", s);
 }
 
+void check_token_grid(const TokenGrid& g, const std::string& what) {
+    SURGEON_CHECK(g.frames >= 1 && g.height >= 1 && g.width >= 1, "{}: token grid {}x{}x{} needs every side >= 1", what,
+                  g.frames, g.height, g.width);
+    SURGEON_CHECK(g.frames <= kMaxTokens && g.height <= kMaxTokens / g.frames &&
+                      g.width <= kMaxTokens / (g.frames * g.height),
+                  "{}: token grid {}x{}x{} has more than {} tokens", what, g.frames, g.height, g.width, kMaxTokens);
+}
+
 std::string to_string(AttentionImpl impl) { return impl == AttentionImpl::Reference ? "reference" : "fast"; }
 
 }  // namespace surgeon

@@ -11,6 +11,10 @@ struct TokenGrid {
     int64_t tokens() const { return frames * height * width; }
     int64_t tokens_per_frame() const { return height * width; }
 };
+// The most tokens one sample may have (2^24: 16x a 720p Wan2.1 video's 75,600; keeps every count in int64).
+constexpr int64_t kMaxTokens = int64_t{1} << 24;
+// Refuses a grid with a side < 1 or more than kMaxTokens tokens (product checked without overflow).
+void check_token_grid(const TokenGrid& g, const std::string& what);
 
 // Every fast path has a slow twin selectable at run time.
 enum class AttentionImpl {

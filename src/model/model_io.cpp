@@ -102,6 +102,7 @@ void load_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors,
         if (!ckpt_dtype) ckpt_dtype = dt;
         SURGEON_CHECK(dt == *ckpt_dtype, "{}: tensor '{}' has wrong dtype: expected {} like the rest of the checkpoint, got {}",
                       source, name, dtype_to_safetensors(*ckpt_dtype), dtype_to_safetensors(dt));
+        SURGEON_CHECK(torch::isfinite(t).all().item<bool>(), "{}: tensor '{}' holds NaN or Inf", source, name);
     }
     torch::NoGradGuard ng;
     for (const auto& [name, t] : tensors) {

@@ -236,8 +236,14 @@ void WanModelImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, 
         SURGEON_CHECK(x.size(2 + i) > 0 && x.size(2 + i) % p[i] == 0,
                       "tensor 'latents': size {} of dim {} is not a positive multiple of the patch size {}",
                       x.size(2 + i), 2 + i, p[i]);
+    // Bounds from the model before any work: Wan's RoPE table has 1024 positions per axis (rope_params(1024, d)).
+    const TokenGrid g = grid_for(x);
+    SURGEON_CHECK(g.frames <= 1024 && g.height <= 1024 && g.width <= 1024,
+                  "tensor 'latents': {} is a token grid of {}x{}x{} (patch size {}x{}x{}); RoPE has 1024 positions per axis",
+                  shape_str(x.sizes()), g.frames, g.height, g.width, p[0], p[1], p[2]);
+    check_token_grid(g, "tensor 'latents'");
     const int64_t B = x.size(0);
-    SURGEON_CHECK(B > 0, "tensor 'latents': batch is empty");
+    SURGEON_CHECK(B > 0 && B <= 4096, "tensor 'latents': batch of {} (expected 1..4096)", B);
     SURGEON_CHECK(t.dim() <= 1 && (t.numel() == B || t.numel() == 1),
                   "tensor 'timestep': expected shape [{}] (one per sample), got {}", B, shape_str(t.sizes()));
     check_shape("context", context, {B, -1, cfg_.text_dim});

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/tensor_checks.h"
+#include "vae/pth_checks.h"
 #include "vae/vae_names.h"
 
 namespace surgeon::vae {
@@ -46,6 +47,7 @@ TensorMap tensors_from_ivalue(const c10::IValue& root, const std::string& path) 
         SURGEON_CHECK(item.value().isTensor(), "{}: entry '{}' is a {}, not a tensor", path, name,
                       item.value().tagKind());
         out[name] = item.value().toTensor();
+        check_tensor_in_storage(out[name], fmt::format("{}: tensor '{}'", path, name));  // before any read
     }
     SURGEON_CHECK(!out.empty(), "{}: the checkpoint's state dict is empty", path);
     return out;
@@ -105,12 +107,19 @@ TensorMap read_torch_checkpoint(const std::string& path) {
                   "{}: not a zip-format torch checkpoint (truncated, or saved with the legacy torch.save format; "
                   "re-save it with torch.save or convert it to safetensors)",
                   path);
+    check_input_file(path, "torch checkpoint");
+    check_zip_records(path);
     c10::IValue root;
     try {
         caffe2::serialize::PyTorchStreamReader reader(path);
+        SURGEON_CHECK(reader.hasRecord("data.pkl"), "{}: no data.pkl record (not a torch.save checkpoint)", path);
+        const auto [pickle, pickle_size] = reader.getRecord("data.pkl");
+        check_pickle_structure(static_cast<const uint8_t*>(pickle.get()), pickle_size, path + ": data.pkl");
         root = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
                                                  /*type_resolver=*/std::nullopt, /*obj_loader=*/std::nullopt,
                                                  /*device=*/torch::Device(torch::kCPU), reader);
+    } catch (const Error&) {
+        throw;
     } catch (const c10::Error& e) {
         fail("{}: cannot read the torch checkpoint (truncated or malformed): {}", path,
              first_line(e.what_without_backtrace()));
@@ -134,6 +143,7 @@ void load_vae_weights(WanVAE& model, const TensorMap& weights, const std::string
                       shape_str(w.sizes()), shape_str(p.sizes()));
         SURGEON_CHECK(w.is_floating_point(), "{}: tensor '{}' has dtype {}, expected a float type", source, name,
                       c10::toString(w.scalar_type()));
+        SURGEON_CHECK(torch::isfinite(w).all().item<bool>(), "{}: tensor '{}' holds NaN or Inf", source, name);
     }
     for (const auto& [name, w] : weights) {
         SURGEON_CHECK(params.contains(name), "{}: unexpected tensor '{}' (shape {}) is not a parameter of this VAE",
