@@ -204,7 +204,7 @@ DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_round
     m.text_encoder->eval();
     const auto& cfg = m.dit->config();
     const auto& size = m.settings.size;
-    const TokenGrid grid{size.frames / cfg.patch_size[0], size.height / cfg.patch_size[1], size.width / cfg.patch_size[2]};
+    const TokenGrid grid = token_grid(cfg, size.frames, size.height, size.width);
     std::vector<int64_t> option_of;  // trained option index -> table option index
     std::vector<PlanEntry> trained;
     for (size_t o = 0; o < entries.size(); ++o) {

@@ -228,7 +228,7 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     const auto cfg = read_model_config(find_model_folder(c.teacher));
     const auto synth = load_synth_model(c.teacher);
     const auto& size = synth.settings.size;
-    const TokenGrid grid{size.frames / cfg.patch_size[0], size.height / cfg.patch_size[1], size.width / cfg.patch_size[2]};
+    const TokenGrid grid = token_grid(cfg, size.frames, size.height, size.width);
     const auto sel = select_rates(table, cfg, grid, c.budget);
     const auto flops = plan_attention_flops(sel.plan, cfg.num_heads, cfg.head_dim(), grid);
 

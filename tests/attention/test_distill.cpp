@@ -13,8 +13,7 @@ namespace {
 const std::string kTiny = testing::golden("wan-t2v-tiny");
 
 TokenGrid grid_of(const WanConfig& cfg, const torch::Tensor& latents) {
-    const auto& p = cfg.patch_size;
-    return {latents.size(2) / p[0], latents.size(3) / p[1], latents.size(4) / p[2]};
+    return token_grid(cfg, latents.size(2), latents.size(3), latents.size(4));
 }
 
 // Records the tiny golden model's cores on `n` random latents at spread-out timesteps (seeded).
