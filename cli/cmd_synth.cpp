@@ -63,13 +63,14 @@ void check_video_extension(const std::string& out) {
 // ---------------------------------------------------------------------------------------------- train
 struct TrainArgs {
     std::string config, stage, out, device, init_from, dtype;
+    std::vector<std::string> set;
     int64_t steps = 0;
     double time_limit = 0;
     bool resume = false;
 };
 void run_train(const TrainArgs& a) {
     check_output_path(a.out, {}, {a.init_from}, OutputKind::Folder);
-    auto c = load_train_config(a.config, a.stage);
+    auto c = load_train_config(a.config, a.stage, a.set);
     if (a.steps > 0) c.steps = a.steps;
     if (!a.device.empty()) c.device = a.device;
     if (!a.init_from.empty()) c.init_from = a.init_from;
@@ -232,6 +233,7 @@ void register_synth_commands(CLI::App& app) {
         auto* cmd = app.add_subcommand("train", "Train a Wan-architecture DiT + text encoder on the synthetic world (flow matching)");
         cmd->add_option("--config", a->config, "training config JSON or curriculum (see configs/)")->required()->check(CLI::ExistingFile);
         cmd->add_option("--stage", a->stage, "with a curriculum: the stage to run (e.g. 14 of configs/synth-teacher-curriculum.json)");
+        cmd->add_option("--set", a->set, "override train fields of the config: KEY=VALUE ... (e.g. lr=1e-4 seed=20), checked as the file's");
         cmd->add_option("--out", a->out, "output folder (checkpoint/, model/, loss.csv, loss.png)")->required();
         cmd->add_flag("--resume", a->resume, "continue from OUT/checkpoint if present");
         cmd->add_option("--steps", a->steps, "override the config's step count")

@@ -214,7 +214,7 @@ std::vector<std::string> train_config_stages(const std::string& path) {
     return names;
 }
 
-TrainConfig load_train_config(const std::string& path, const std::string& stage) {
+TrainConfig load_train_config(const std::string& path, const std::string& stage, const std::vector<std::string>& set) {
     const auto names = train_config_stages(path);
     json j = parse_file(path);
     if (names.empty()) {
@@ -226,6 +226,12 @@ TrainConfig load_train_config(const std::string& path, const std::string& stage)
         json c = j.value("base", json::object());
         for (auto i = names.begin(); i <= at; ++i) c.merge_patch(j["stages"][i - names.begin()].value("patch", json::object()));
         j = c;
+    }
+    for (const auto& kv : set) {
+        const auto eq = kv.find('=');
+        SURGEON_CHECK(eq != std::string::npos && eq > 0, "--set expects KEY=VALUE, got '{}'", kv);
+        const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
+        j["train"][key] = json::accept(value) ? json::parse(value) : json(value);
     }
     try {
         return TrainConfig::from_json(j);

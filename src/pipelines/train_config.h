@@ -83,7 +83,10 @@ void check_world_seeds(const TrainConfig& c);
 
 // A config file: a plain config (`stage` empty) or stage `stage` of a curriculum ({"base": config, "stages":
 // [{"stage": name, "about": text, "patch": merge patch}, ...]}: base with the patches of every stage up to this one).
-TrainConfig load_train_config(const std::string& path, const std::string& stage = "");
+// `set`: "key=value" overrides of "train" fields (`surgeon train --set`), the value read as JSON or else as a
+// string, applied before the checks (an unknown key is an error naming it).
+TrainConfig load_train_config(const std::string& path, const std::string& stage = "",
+                              const std::vector<std::string>& set = {});
 // The stage names of a curriculum file in order; empty for a plain config.
 std::vector<std::string> train_config_stages(const std::string& path);
 

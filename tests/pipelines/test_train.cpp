@@ -564,6 +564,19 @@ TEST(Train, UnknownConfigKeysAreErrors) {
     EXPECT_NE(err.find("unknown key 'worlds'"), std::string::npos) << err;
 }
 
+// --set overrides "train" fields through the same table: values as JSON (or strings), checked like the file's.
+TEST(Train, SetOverridesTrainFields) {
+    const std::string path = std::string(SURGEON_SOURCE_DIR) + "/configs/tiny-train.json";
+    const auto c = load_train_config(path, "", {"lr=1e-4", "optimizer=torch", "swap_kinds=[\"direction\"]"});
+    EXPECT_EQ(c.lr, 1e-4);
+    EXPECT_EQ(c.optimizer, "torch");
+    EXPECT_EQ(c.swap_kinds, std::vector<std::string>{"direction"});
+    EXPECT_NE(error_of([&] { load_train_config(path, "", {"lr=2"}); }).find("lr must be in (0, 1)"), std::string::npos);
+    EXPECT_NE(error_of([&] { load_train_config(path, "", {"learning_rate=1"}); }).find("unknown key 'learning_rate'"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { load_train_config(path, "", {"lr"}); }).find("KEY=VALUE"), std::string::npos);
+}
+
 // Curriculum: exclude_motions removes every sample with such a motion from the data (deterministically), keeps the
 // rest of the world's variety, and a misspelt motion is a config error naming the choices.
 TEST(Train, ExcludeMotionsFiltersTheDataStream) {
