@@ -79,6 +79,7 @@ struct Stage3 {
 // Student of `plan` with stage-1 phi, fine-tuned for `s.steps` (0: none), in `dir`; returns its model folder.
 std::string make_student(const SurgeryConfig& c, const AttentionPlan& plan, const std::string& phi,
                          const std::string& dir, const Stage3& s) {
+    if (plan.num_converted() == 0) return c.teacher;  // every block softmax: the student is the teacher
     fs::create_directories(dir);
     const std::string plan_path = dir + "/plan.json", init = dir + "/student-init";
     if (!file_exists(plan_path)) plan.save(plan_path);
@@ -161,7 +162,7 @@ std::string report_markdown(const json& r) {
                          100 * row["flops_fraction"].get<double>());
     s += "\n## Curve\n\n| plan | attention FLOPs | stage-1 error (sum) | SynthBench |\n|---|---|---|---|\n";
     for (const auto& p : r["curve"])
-        s += fmt::format("| {} | {:.1f}% | {:.4g} | {} |\n", p["name"].get<std::string>(),
+        if (p.contains("error")) s += fmt::format("| {} | {:.1f}% | {:.4g} | {} |\n", p["name"].get<std::string>(),
                          100 * p["flops_fraction"].get<double>(), p["error"].get<double>(),
                          p.contains("score") ? fmt::format("{:.4f}", p["score"].get<double>()) : std::string("-"));
     s += "\nPictures: `errors.png` (stage-1 held-out error per block and option), `curve.png` (quality vs attention "
@@ -247,7 +248,13 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     json curve = json::array();
     std::vector<double> kx, ky, ux, uy;
     for (double f : p.curve.empty() ? std::vector<double>{0.15, 0.25, 0.5, 0.75} : p.curve) {
-        const auto s = select_rates(table, cfg, grid, f);
+        RateSelection s;
+        try {
+            s = select_rates(table, cfg, grid, f);
+        } catch (const Error& e) {  // no choice of options reaches this budget: a gap in the curve
+            curve.push_back({{"name", fmt::format("knapsack {:.0f}%", 100 * f)}, {"budget", f}, {"reachable", false}});
+            continue;
+        }
         std::vector<std::pair<std::string, KnapsackSolution>> plans = {{fmt::format("knapsack {:.0f}%", 100 * f), s.solution}};
         if (s.uniform) plans.push_back({fmt::format("uniform {} {:.0f}%", s.uniform_option, 100 * f), *s.uniform});
         for (const auto& [name, sol] : plans) {
