@@ -163,7 +163,7 @@ void check_output_parent(const std::string& out, const fs::path& target, OutputK
         while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.parent_path()) parent = parent.parent_path();
     }
     struct stat ps {};
-    SURGEON_CHECK(::stat(parent.c_str(), &ps) == 0, "{} '{}': its folder '{}' does not exist", flag, out, parent.string());
+    SURGEON_CHECK(::stat(parent.c_str(), &ps) == 0, "{} '{}': output folder does not exist ('{}')", flag, out, parent.string());
     SURGEON_CHECK(S_ISDIR(ps.st_mode), "{} '{}': '{}' is a {}, not a folder", flag, out, parent.string(),
                   file_type_name(ps.st_mode));
     SURGEON_CHECK(::access(parent.c_str(), W_OK | X_OK) == 0, "{} '{}': the folder '{}' is not writable", flag, out,

@@ -33,11 +33,29 @@ torch::Tensor plot_loss(const TrainHistory& hist) {
     return render_line_plot(x, y, o);
 }
 
+// The checkpoint a resume reads (checkpoint/, or checkpoint.old/ after a kill mid-swap; empty when none) and its
+// validated progress.json: step an integer >= 0, elapsed_s finite and >= 0.
+fs::path train_checkpoint_dir(const std::string& out_dir) {
+    const fs::path ck = fs::path(out_dir) / "checkpoint", ck_old = fs::path(out_dir) / "checkpoint.old";
+    return fs::exists(ck / "progress.json") ? ck : (fs::exists(ck_old / "progress.json") ? ck_old : fs::path());
+}
+std::pair<int64_t, double> read_train_progress(const fs::path& src) {
+    const std::string prog_path = (src / "progress.json").string();
+    const auto prog = read_json_file(prog_path);
+    SURGEON_CHECK(prog.is_object() && prog.contains("step") && prog["step"].is_number_integer() && prog["step"].get<int64_t>() >= 0,
+                  "{}: 'step' must be an integer >= 0 (got {})", prog_path, prog.is_object() ? prog.value("step", json()).dump() : prog.dump());
+    const json e = prog.value("elapsed_s", json(0.0));
+    SURGEON_CHECK(e.is_number() && std::isfinite(e.get<double>()) && e.get<double>() >= 0,
+                  "{}: 'elapsed_s' must be a number >= 0, got {}", prog_path, e.dump());
+    return {prog["step"].get<int64_t>(), e.get<double>()};
+}
+
 }  // namespace
 
 void write_train_record(const TrainConfig& c, const std::string& out_dir, bool resume) {
     const fs::path cfg_path = fs::path(out_dir) / "train_config.json";
     TrainConfig record = c;
+    if (resume && !train_checkpoint_dir(out_dir).empty()) read_train_progress(train_checkpoint_dir(out_dir));  // before writing
     if (resume && fs::exists(cfg_path)) {
         const auto before = read_json_file(cfg_path.string());
         // Checked before anything is written: a resume must keep the run's architecture and data.
@@ -63,16 +81,10 @@ void write_train_history(const std::string& dir, const TrainHistory& hist) {
 int64_t load_train_checkpoint(const std::string& out_dir, TrainParams& p, TrainOptimizer& opt, TrainHistory& hist,
                               double& elapsed_s) {
     // atomic_write_dir keeps checkpoint/ or, after a kill mid-swap, checkpoint.old/ complete.
-    const fs::path ck = fs::path(out_dir) / "checkpoint", ck_old = fs::path(out_dir) / "checkpoint.old";
-    const fs::path src = fs::exists(ck / "progress.json") ? ck : (fs::exists(ck_old / "progress.json") ? ck_old : fs::path());
+    const fs::path src = train_checkpoint_dir(out_dir);
     if (src.empty()) return 0;
-    const std::string prog_path = (src / "progress.json").string();
-    const auto prog = read_json_file(prog_path);
-    SURGEON_CHECK(prog.is_object() && prog.contains("step") && prog["step"].is_number_integer() && prog["step"].get<int64_t>() >= 0,
-                  "{}: 'step' must be an integer >= 0 (got {})", prog_path, prog.is_object() ? prog.value("step", json()).dump() : prog.dump());
-    const int64_t start = prog["step"].get<int64_t>();
-    elapsed_s = prog.value("elapsed_s", 0.0);
-    SURGEON_CHECK(std::isfinite(elapsed_s) && elapsed_s >= 0, "{}: 'elapsed_s' must be >= 0, got {}", prog_path, elapsed_s);
+    const auto [start, elapsed] = read_train_progress(src);
+    elapsed_s = elapsed;
     auto st = load_safetensors((src / "state.safetensors").string());
     torch::NoGradGuard ng;
     for (auto& [n, t] : p.dit) t.copy_(st.at("dit." + n));

@@ -83,7 +83,7 @@ TEST(Cli, BadInputFailsCleanly) {
                          "ddim", out);
     expect_clean_failure(run_surgeon("sample" + model + " --inputs " + golden("sampler_official_unipc.safetensors") +
                                      " --out " + out + " --shift -1"),
-                         "--shift must be in", out);
+                         "--shift: -1 is outside (0, 1000]", out);
     expect_clean_failure(run_surgeon("forward" + model + inputs + " --out " + out + " --device cuda:7"), "cuda", out);
     // Missing model folder, truncated checkpoint, inconsistent config.
     expect_clean_failure(run_surgeon("forward --model " + dir + "/none" + inputs + " --out " + out), "does not exist", out);
