@@ -39,7 +39,10 @@ if has surgery; then
   $BIN surgery --teacher $T --budget "${BUDGET:-0.5}" --preset full --device cuda --out $SURG ${SURGERY_FLAGS:-} >/tmp/surgery_run.log 2>&1
   rc=$?; tail -c 1500 /tmp/surgery_run.log; echo "surgery rc $rc, $(( $(date +%s) - start )) s" | tee -a "$OUT/surgery.log"
   cp /tmp/surgery_run.log "$OUT/"
-  tar cf "$OUT/surgery.tar" --exclude='work/*/stage3/checkpoint' --exclude='work/stage1/checkpoint' --exclude='work/curve' -C "$(dirname $SURG)" "$(basename $SURG)"
+  # Back: the student (OUT itself, in the teacher's dtype), the report and pictures, stage 1's tables and loss, the plan.
+  (cd $SURG && tar cf "$OUT/surgery.tar" --exclude=work . -C $SURG work/stage1/block_errors.json work/stage1/block_errors_init.json \
+     work/stage1/loss.csv work/stage1/errors.png work/main/plan.json work/main/stage3/loss.csv work/main/stage3/loss.png 2>/dev/null)
+  ls -la "$OUT/surgery.tar"
 fi
 if has eval576; then
   for s in 0 192 384; do ev teacher $T $s; ev student $SURG $s --reference-model $T; done

@@ -38,6 +38,7 @@ json DistillRunConfig::settings_json(const json& options_json) const {
               {"sample_steps", sample_steps},
               {"data_seed", data_seed},
               {"lr", train.lr},
+              {"scale_lr_mult", train.scale_lr_mult},
               {"weight_decay", train.weight_decay},
               {"seed", train.seed},
               {"loss", to_string(train.loss)},

@@ -31,9 +31,9 @@ namespace {
 struct Preset {
     // stage 1
     int64_t prompts, heldout, batch, updates, sample_steps, queries;
-    // stage 3
+    // stage 3 (teacher_weight: + that x ||v_student - v_teacher||^2, the teacher's velocity on the same clips)
     int64_t finetune_steps, finetune_batch;
-    double finetune_lr;
+    double finetune_lr, teacher_weight;
     // report: SynthBench prompts for teacher and student, sampler steps (0 = the teacher's), curve points
     int64_t eval_samples, eval_steps, eval_batch, curve_samples, curve_finetune_steps;
     std::vector<double> curve;
@@ -42,9 +42,9 @@ struct Preset {
 Preset preset_of(const SurgeryConfig& c) {
     Preset p;
     if (c.preset == "quick")  // the 2-core CPU in minutes: a few short trajectories, query subsets, a short report
-        p = {2, 1, 1, 25, 6, 512, 8, 1, 5e-5, 4, 10, 4, 0, 0, {}};
+        p = {2, 1, 1, 25, 6, 512, 8, 1, 5e-5, 1.0, 4, 10, 4, 0, 0, {}};
     else  // full: one GPU in minutes
-        p = {32, 4, 4, 40, 0, 0, 300, 8, 1e-4, 64, 0, 16, 32, 100, {0.15, 0.25, 0.5, 0.75}};
+        p = {64, 4, 8, 40, 0, 0, 1000, 8, 1e-4, 1.0, 64, 0, 16, 16, 100, {0.15, 0.25, 0.5, 0.75}};
     if (c.distill_prompts > 0) p.prompts = c.distill_prompts;
     if (c.distill_updates > 0) p.updates = c.distill_updates;
     if (c.finetune_steps >= 0) p.finetune_steps = c.finetune_steps;
@@ -73,7 +73,7 @@ AttentionPlan plan_from_choice(const BlockErrorTable& t, const std::vector<int>&
 
 struct Stage3 {
     int64_t steps, batch;
-    double lr;
+    double lr, teacher_weight;
 };
 
 // Student of `plan` with stage-1 phi, fine-tuned for `s.steps` (0: none), in `dir`; returns its model folder.
@@ -91,6 +91,10 @@ std::string make_student(const SurgeryConfig& c, const AttentionPlan& plan, cons
     f.steps = s.steps;
     f.batch = s.batch;
     f.lr = s.lr;
+    if (s.teacher_weight > 0) {
+        f.teacher = c.teacher;
+        f.teacher_weight = s.teacher_weight;
+    }
     f.warmup = std::min<int64_t>(20, s.steps / 10);
     f.dtype = c.dtype;
     f.device = torch::Device(c.device);
@@ -156,6 +160,13 @@ std::string report_markdown(const json& r) {
     s += fmt::format("| student | {:.4f} ({:.1f}% of the teacher) | {:.2f} dB | {:.4f} |\n\n",
                      r["student"]["score"].get<double>(), 100 * r["student"]["relative_score"].get<double>(),
                      r["student"]["psnr"].get<double>(), r["student"]["ssim"].get<double>());
+    if (r.contains("ablations") && !r["ablations"].empty()) {
+        s += "Ablations on the same prompts and noise (the chosen plan):\n\n| variant | SynthBench |\n|---|---|\n";
+        s += fmt::format("| stage 1 + stage 3 (the student) | {:.4f} |\n", r["student"]["score"].get<double>());
+        for (auto it = r["ablations"].begin(); it != r["ablations"].end(); ++it)
+            s += fmt::format("| {} | {:.4f} |\n", it.key(), it.value().get<double>());
+        s += "\n";
+    }
     s += "## Plan\n\n| block | attention | attention FLOPs vs a teacher block |\n|---|---|---|\n";
     for (const auto& row : r["plan"])
         s += fmt::format("| {} | {} | {:.1f}% |\n", row["block"].get<int64_t>(), row["attention"].get<std::string>(),
@@ -236,13 +247,28 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     // Stage 3 on the chosen student.
     t0 = std::chrono::steady_clock::now();
     const std::string student =
-        make_student(c, sel.plan, stage1, work + "/main", {p.finetune_steps, p.finetune_batch, p.finetune_lr});
+        make_student(c, sel.plan, stage1, work + "/main",
+                     {p.finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
     seconds["stage3"] = seconds_since(t0);
 
-    // Report.
+    // The student itself in OUT (in the teacher checkpoint's dtype), then the report on that very artifact.
+    {
+        const auto m = load_synth_student(student, StudentSpec{});
+        save_synth_model(m, c.out, load_model_or_student(c.teacher).loaded.checkpoint_dtype);
+    }
     t0 = std::chrono::steady_clock::now();
     const auto teacher_eval = evaluate(c.teacher, p, p.eval_samples, c);
-    const auto student_eval = evaluate(student, p, p.eval_samples, c);
+    const auto student_eval = evaluate(c.out, p, p.eval_samples, c);
+    // Ablations on the same prompts (full preset): the chosen plan without stage 3, and also without stage 1 (phi
+    // drawn from the seed, scale at its construction value).
+    json ablations = json::object();
+    if (p.curve_samples > 0 && sel.plan.num_converted() > 0 && p.finetune_steps > 0) {
+        ablations["no_stage3"] = evaluate(work + "/main/student-init", p, p.eval_samples, c).json["score"];
+        const std::string seeded = work + "/ablation-no-stage1";
+        if (!file_exists(seeded + "/plan.json"))
+            write_student(c.teacher, StudentSpec{work + "/main/plan.json", "", 0}, seeded);
+        ablations["no_stage1_no_stage3"] = evaluate(seeded, p, p.eval_samples, c).json["score"];
+    }
     const auto [psnr, ssim] = fidelity(student_eval, teacher_eval);
     const double ts = teacher_eval.json["score"].get<double>(), ss = student_eval.json["score"].get<double>();
     json curve = json::array();
@@ -264,7 +290,8 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
             if (!p.curve.empty() && p.curve_samples > 0) {
                 const std::string dir = work + fmt::format("/curve/{}", name.substr(0, name.find(' ')) +
                                                                             fmt::format("{:.0f}", 100 * f));
-                const auto m = make_student(c, plan, stage1, dir, {p.curve_finetune_steps, p.finetune_batch, p.finetune_lr});
+                const auto m = make_student(c, plan, stage1, dir,
+                                            {p.curve_finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
                 pt["score"] = evaluate(m, p, p.curve_samples, c).json["score"];
             }
             const bool knap = name.rfind("knapsack", 0) == 0;
@@ -295,9 +322,7 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     r["sampling"] = teacher_eval.json["sampling"];
     r["seconds"] = seconds;
 
-    // The student folder itself in OUT, then the report files.
-    const auto m = load_synth_student(student, StudentSpec{});
-    save_synth_model(m, c.out, load_model_or_student(student).loaded.checkpoint_dtype);
+    r["ablations"] = ablations;
     atomic_write(c.out + "/report.json", [&](std::ostream& o) { o << r.dump(1) << "\n"; });
     atomic_write(c.out + "/report.md", [&](std::ostream& o) { o << report_markdown(r); });
     fs::copy_file(stage1 + "/errors.png", c.out + "/errors.png", fs::copy_options::overwrite_existing);

@@ -106,7 +106,8 @@ StageOneTrainer::StageOneTrainer(std::vector<int64_t> blocks, std::vector<PlanEn
     SURGEON_CHECK(!blocks_.empty() && !options_.empty(), "stage 1: need at least one block and one option");
     SURGEON_CHECK(std::isfinite(o.lr) && o.lr > 0, "stage 1: lr must be > 0, got {}", o.lr);
     SURGEON_CHECK(o.queries >= 0, "stage 1: queries must be >= 0, got {}", o.queries);
-    std::vector<torch::Tensor> params;
+    SURGEON_CHECK(std::isfinite(o.scale_lr_mult) && o.scale_lr_mult > 0, "stage 1: scale lr multiplier must be > 0");
+    std::vector<torch::Tensor> phi, scales;
     for (int64_t b : blocks_) {
         std::vector<HybridAttention> row;
         for (const auto& e : options_) {
@@ -114,14 +115,21 @@ StageOneTrainer::StageOneTrainer(std::vector<int64_t> blocks, std::vector<PlanEn
             HybridAttention c(e.normalized(head_dim), num_heads, head_dim, block_seed(o.seed, b));
             c->to(device);
             c->set_impl(AttentionImpl::Fast);
-            for (auto& p : c->parameters()) params.push_back(p);
+            for (auto& p : c->phi_q->parameters()) phi.push_back(p);
+            for (auto& p : c->phi_k->parameters()) phi.push_back(p);
+            if (c->linear_log_scale.defined()) scales.push_back(c->linear_log_scale);
             row.push_back(c);
         }
         cores_.push_back(row);
     }
-    if (!params.empty())
-        opt_ = std::make_unique<torch::optim::AdamW>(params,
-                                                     torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    if (!phi.empty())
+        groups.emplace_back(phi, std::make_unique<torch::optim::AdamWOptions>(
+                                     torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
+    if (!scales.empty())
+        groups.emplace_back(scales, std::make_unique<torch::optim::AdamWOptions>(
+                                        torch::optim::AdamWOptions(o.lr * o.scale_lr_mult).weight_decay(0)));
+    if (!groups.empty()) opt_ = std::make_unique<torch::optim::AdamW>(groups);
 }
 
 void StageOneTrainer::calibrate(const std::map<int64_t, AttentionSample>& sample) {

@@ -73,6 +73,10 @@ std::string to_string(DistillLoss l);
 
 struct StageOneOptions {
     double lr = 1e-3, weight_decay = 0.0;
+    // The linear weight's log-scale learns at scale_lr_mult x lr: it starts at kLinearInitMass of the softmax mass
+    // and may need to move by several units of log (R=8 on diffuse attention wants a mass of order 1-10), which at
+    // the feature maps' rate would take thousands of steps.
+    double scale_lr_mult = 20.0;
     uint64_t seed = 0;          // phi's initial weights (block_seed(seed, block) per block, as apply_plan draws them)
     DistillLoss loss = DistillLoss::Value;
     // > 0: each update trains hybrid/linear options on this many random queries of the sample (against all keys);

@@ -239,7 +239,10 @@ TEST(HybridAttention, LinearScaleFastMatchesReferenceAndRecurrent) {
                 out.push_back(y.detach());
             }
             EXPECT_LE(rel_error(out[1], out[0]), testing::kTwinRelTolF32) << e.describe();
-            EXPECT_LE(rel_error(grad[1], grad[0]), testing::kTwinRelTolF32) << "grad s " << e.describe();
+            // d loss / d s_h is one sum over all B*N*D outputs of head h (up to ~1e3 terms of both signs): the two
+            // twins sum in different orders, so its rounding is ~n*eps relative to the sum of |terms|, i.e. larger than
+            // an elementwise output's. Seen up to 4e-5 across CPUs; bound 2e-4 = 20 x kTwinRelTolF32.
+            EXPECT_LE(rel_error(grad[1], grad[0]), 20 * testing::kTwinRelTolF32) << "grad s " << e.describe();
             if (e.kind == AttentionKind::Chunked && e.causal) {
                 auto rec = chunked_causal_recurrent(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), ls0);
                 EXPECT_LE(rel_error(rec, out[0]), testing::kTwinRelTolF32) << "recurrent " << e.describe();
