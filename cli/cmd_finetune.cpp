@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/fs.h"
 #include "core/error.h"
 #include "pipelines/stage3_finetune.h"
 
@@ -32,7 +33,8 @@ void register_finetune(CLI::App& app) {
     cmd->add_option("--grad-clip", a->c.grad_clip, "global gradient-norm clip")->capture_default_str();
     cmd->add_option("--batch", a->c.batch, "clips per step")->capture_default_str();
     cmd->add_option("--warmup", a->c.warmup, "linear warm-up steps")->capture_default_str();
-    cmd->add_option("--data-seed", a->c.data_seed, "world seed stream of the training clips (not 7: SynthBench's)")->capture_default_str();
+    cmd->add_option("--data-seed", a->c.data_seed, "world seed stream of the training clips (not 7: SynthBench's)")
+        ->check(unsigned_integer())->capture_default_str();
     cmd->add_option("--checkpoint-every", a->c.checkpoint_every, "steps between checkpoints (and model/ refreshes)")->capture_default_str();
     cmd->add_option("--log-every", a->c.log_every, "steps per loss.csv row")->capture_default_str();
     cmd->add_option("--save-dtype", a->c.save_dtype, "precision of model/ weights: fp32 | bf16")->capture_default_str();
@@ -41,6 +43,7 @@ void register_finetune(CLI::App& app) {
     cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--dtype", a->c.dtype, "compute precision on CUDA: fp32 | bf16 | bf16-lean (CPU: fp32)")->capture_default_str();
     cmd->callback([a]() {
+        check_output_path(a->c.out, {}, {a->c.student, a->c.teacher}, OutputKind::Folder);
         a->c.device = parse_device(a->device);
         const auto r = run_finetune(a->c);
         if (r.finished)

@@ -18,7 +18,7 @@ void register_student(CLI::App& app) {
     cmd->add_option("--teacher", a->teacher, "teacher model folder (synth or Wan)")->required();
     cmd->add_option("--plan", a->spec.plan, "attention plan JSON (e.g. from `surgeon plan knapsack`)")->required();
     cmd->add_option("--phi", a->spec.phi, "output folder of `surgeon distill` (default: phi drawn from --seed)");
-    cmd->add_option("--seed", a->spec.seed, "seed of phi not taken from --phi")->capture_default_str();
+    cmd->add_option("--seed", a->spec.seed, "seed of phi not taken from --phi")->check(unsigned_integer())->capture_default_str();
     cmd->add_option("--out", a->out, "the student folder to write")->required();
     cmd->callback([a]() {
         check_output_path(a->out, {a->spec.plan}, {a->teacher, a->spec.phi}, OutputKind::Folder);

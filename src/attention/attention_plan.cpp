@@ -109,8 +109,8 @@ template <typename T>
 T get(const json& j, const char* key, const std::string& where, T def) {
     if (!j.contains(key)) return def;
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)  // nlohmann would truncate 2.5 to 2
-        SURGEON_CHECK(j.at(key).is_number_integer(), "{}: field '{}' must be an integer, got {}", where, key,
-                      j.at(key).dump());
+        SURGEON_CHECK(!j.at(key).is_number() || j.at(key).is_number_integer(),
+                      "{}: field '{}' must be an integer, got {}", where, key, j.at(key).dump());
     try {
         return j.at(key).get<T>();
     } catch (const json::exception&) {
@@ -120,16 +120,14 @@ T get(const json& j, const char* key, const std::string& where, T def) {
 // Bounds that hold for any model, checked before anything is sized from a plan (a plan is untrusted input):
 // a model's own bounds (hidden <= 16 x head dim, rate <= tokens) are checked by validate_entry.
 constexpr int64_t kMaxPlanHeadDim = 4096, kMaxPlanTokens = int64_t{1} << 24;
-void check_entry_bounds(const PlanEntry& e, const std::string& where) {
-    SURGEON_CHECK(e.rate >= 1 && e.rate <= kMaxPlanTokens, "{}: rate must be in 1..{}, got {}", where, kMaxPlanTokens, e.rate);
-    SURGEON_CHECK(e.chunk >= 1 && e.chunk <= kMaxPlanTokens, "{}: chunk must be in 1..{}, got {}", where, kMaxPlanTokens,
-                  e.chunk);
-    SURGEON_CHECK(e.overlap >= 0 && e.overlap <= kMaxPlanTokens, "{}: overlap must be in 0..{}, got {}", where,
-                  kMaxPlanTokens, e.overlap);
+void check_entry_bounds(const PlanEntry& e, const std::string& where) {  // upper bounds; validate_entry checks the rest
+    SURGEON_CHECK(e.rate <= kMaxPlanTokens, "{}: rate must be at most {}, got {}", where, kMaxPlanTokens, e.rate);
+    SURGEON_CHECK(e.chunk <= kMaxPlanTokens, "{}: chunk must be at most {}, got {}", where, kMaxPlanTokens, e.chunk);
+    SURGEON_CHECK(e.overlap <= kMaxPlanTokens, "{}: overlap must be at most {}, got {}", where, kMaxPlanTokens, e.overlap);
     const auto& fm = e.feature_map;
-    SURGEON_CHECK(fm.hidden >= 0 && fm.hidden <= 16 * kMaxPlanHeadDim, "{}: feature_map hidden must be in 0..{}, got {}",
-                  where, 16 * kMaxPlanHeadDim, fm.hidden);
-    SURGEON_CHECK(fm.parts >= 1 && fm.parts <= 8, "{}: feature_map parts must be in 1..8, got {}", where, fm.parts);
+    SURGEON_CHECK(fm.hidden <= 16 * kMaxPlanHeadDim, "{}: feature_map hidden must be at most {}, got {}", where,
+                  16 * kMaxPlanHeadDim, fm.hidden);
+    SURGEON_CHECK(fm.parts <= 8, "{}: feature_map parts must be at most 8, got {}", where, fm.parts);
 }
 }  // namespace
 
@@ -166,8 +164,8 @@ AttentionPlan AttentionPlan::from_json(const json& j, const std::string& source)
             e.feature_map.hidden = get<int64_t>(fm, "hidden", fw, 0);
             e.feature_map.parts = get<int64_t>(fm, "parts", fw, 2);
             e.feature_map.head_dim = get<int64_t>(fm, "head_dim", fw, 0);
-            SURGEON_CHECK(e.feature_map.head_dim >= 0 && e.feature_map.head_dim <= kMaxPlanHeadDim,
-                          "{}: head_dim must be in 0..{}, got {}", fw, kMaxPlanHeadDim, e.feature_map.head_dim);
+            SURGEON_CHECK(e.feature_map.head_dim <= kMaxPlanHeadDim, "{}: head_dim must be at most {}, got {}", fw,
+                          kMaxPlanHeadDim, e.feature_map.head_dim);
         }
         check_entry_bounds(e, where);
         plan.blocks.push_back(e.normalized());

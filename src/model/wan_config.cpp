@@ -11,8 +11,8 @@ template <typename T>
 void read(const json& j, const char* key, T& out, const char* where) {
     if (!j.contains(key) || j[key].is_null()) return;
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)  // get<int64_t> would truncate 32.5 to 32
-        SURGEON_CHECK(j[key].is_number_integer(), "{}: config key '{}' must be an integer, got {}", where, key,
-                      j[key].dump());
+        SURGEON_CHECK(!j[key].is_number() || j[key].is_number_integer(),
+                      "{}: config key '{}' must be an integer, got {}", where, key, j[key].dump());
     try {
         out = j[key].get<T>();
     } catch (const json::exception&) {

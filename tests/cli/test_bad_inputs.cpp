@@ -217,6 +217,13 @@ const std::vector<BadCase>& bad_cases() {
         {"distill --model {S} --options {R}/examples/distill-options.json --out {T}/d --time-limit nan", "--time-limit"},
         {"distill --model {S} --options {R}/examples/distill-options.json --out {S}", "model folder"},
         {"distill --model {S} --options {T}/fifo --out {T}/d", "FIFO"},
+        // student / surgery / finetune: the same guard and seed checks.
+        {"student --teacher {S} --plan {T}/rate.json --out {S}/student", "model folder"},
+        {"student --teacher {S} --plan {T}/rate.json --out {T}/st --seed -1", "--seed"},
+        {"surgery --teacher {S} --budget 0.5 --out {S}", "model folder"},
+        {"finetune --student {S} --out {S}/ft", "model folder"},
+        {"finetune --student {S} --out {T}/in.safetensors", "not a folder"},
+        {"finetune --student {S} --out {T}/ft --data-seed -1", "--data-seed"},
         // the program itself.
         {"bogus", "unknown command 'bogus'"},
         {"forwrd --model {M}", "unknown command 'forwrd'"},
