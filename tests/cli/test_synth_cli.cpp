@@ -161,11 +161,11 @@ TEST(SynthCli, DistillWritesATableThatResumesExactlyAndFeedsTheKnapsack) {
         o << R"({"options": [{"name": "softmax", "kind": "softmax"}, {"name": "R2", "kind": "hybrid", "rate": 2},
                              {"name": "elu", "kind": "linear", "feature_map": {"kind": "elu1"}}]})";
     }
-    const std::string base = "distill --model " + dir + "/t/model --options " + dir + "/options.json --clips 2 " +
-                             "--heldout-clips 1 --sigmas 0.4 0.9 --steps 4 --out ";
+    const std::string base = "distill --teacher " + dir + "/t/model --options " + dir + "/options.json --prompts 2 " +
+                             "--heldout-prompts 1 --batch 1 --updates 3 --sample-steps 3 --out ";
     r = run_surgeon(base + dir + "/full");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("distilled 4 entries"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("distilled 2 rounds"), std::string::npos) << r.out;
     const auto full = nlohmann::json::parse(read_text_file(dir + "/full/block_errors.json"));
     ASSERT_EQ(full["errors"].size(), 2u);
     for (const auto& row : full["errors"]) {
@@ -174,20 +174,22 @@ TEST(SynthCli, DistillWritesATableThatResumesExactlyAndFeedsTheKnapsack) {
         EXPECT_GT(row[2].get<double>(), 0.0);
     }
     EXPECT_TRUE(fs::exists(dir + "/full/phi/R2/block1.safetensors"));
+    EXPECT_TRUE(fs::exists(dir + "/full/errors.png"));
+    EXPECT_TRUE(fs::exists(dir + "/full/block_errors_init.json"));
     EXPECT_FALSE(fs::exists(dir + "/full/phi/elu"));  // elu1 has no parameters
 
-    // Cut after the first entry, then resumed: same table.
+    // Cut after the first round, then resumed: the same table, bit for bit.
     r = run_surgeon(base + dir + "/cut --time-limit 0.001");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("stopped at the time limit after 1 of 4 entries"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("stopped after 1 of 2 rounds"), std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(dir + "/cut/block_errors.json"));
     r = run_surgeon(base + dir + "/cut");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("holds a distillation run; --resume continues it"), std::string::npos) << r.err;
-    r = run_surgeon("distill --model " + dir + "/t/model --options " + dir + "/options.json --clips 2 " +
-                    "--heldout-clips 1 --sigmas 0.4 0.9 --steps 5 --resume --out " + dir + "/cut");
+    r = run_surgeon("distill --teacher " + dir + "/t/model --options " + dir + "/options.json --prompts 2 " +
+                    "--heldout-prompts 1 --batch 1 --updates 4 --sample-steps 3 --resume --out " + dir + "/cut");
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_NE(r.err.find("--resume: setting 'steps' differs from the run in"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--resume: setting 'updates' differs from the run in"), std::string::npos) << r.err;
     r = run_surgeon(base + dir + "/cut --resume");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(nlohmann::json::parse(read_text_file(dir + "/cut/block_errors.json")), full);
@@ -226,7 +228,7 @@ TEST(SynthCli, DistillWritesATableThatResumesExactlyAndFeedsTheKnapsack) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("block 0 runs hybrid R=4"), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir + "/e.png"));
-    r = run_surgeon("distill --model " + dir + "/t/model --options " + dir + "/nope.json --out " + dir + "/x");
+    r = run_surgeon("distill --teacher " + dir + "/t/model --options " + dir + "/nope.json --out " + dir + "/x");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
