@@ -43,6 +43,11 @@ void register_distill(CLI::App& app) {
         ->check(CLI::IsMember({"value", "score"}))->capture_default_str();
     cmd->add_option("--queries", a->c.train.queries, "queries per update for hybrid/linear options (0: all)")
         ->capture_default_str();
+    cmd->add_option("--rows", a->c.train.rows, "batch rows per update, e.g. 1 of each CFG pair (0: all)")
+        ->capture_default_str();
+    cmd->add_option("--heldout-queries", a->c.heldout_queries, "held-out errors of hybrid/linear options on this many "
+                                                               "queries per recorded forward (0: all)")
+        ->capture_default_str();
     cmd->add_option("--seed", a->c.train.seed, "seed of the feature maps' initial weights")
         ->check(unsigned_integer())->capture_default_str();
     cmd->add_option("--time-limit", a->c.time_limit_s, "stop cleanly after the round that crosses this many seconds "

@@ -42,7 +42,9 @@ json DistillRunConfig::settings_json(const json& options_json) const {
               {"weight_decay", train.weight_decay},
               {"seed", train.seed},
               {"loss", to_string(train.loss)},
-              {"queries", train.queries}};
+              {"queries", train.queries},
+              {"rows", train.rows},
+              {"heldout_queries", heldout_queries}};
     if (data == "noised") j["sigmas"] = sigmas;
     return j;
 }
@@ -66,7 +68,8 @@ void DistillRunConfig::validate() const {
                   train.lr);
     SURGEON_CHECK(std::isfinite(train.weight_decay) && train.weight_decay >= 0,
                   "distill: weight decay must be >= 0, got {}", train.weight_decay);
-    SURGEON_CHECK(train.queries >= 0, "distill: --queries must be >= 0, got {}", train.queries);
+    SURGEON_CHECK(train.queries >= 0 && train.rows >= 0 && heldout_queries >= 0,
+                  "distill: --queries, --rows and the held-out queries must be >= 0");
     SURGEON_CHECK(!(time_limit_s < 0) && std::isfinite(time_limit_s), "distill: --time-limit must be >= 0, got {}",
                   time_limit_s);
     SURGEON_CHECK(world::avoids_eval_world_seeds(world::train_world_seed(data_seed, 0),
@@ -274,12 +277,12 @@ DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_round
     // Held-out errors: trained cores, and fresh ones (same seeds, calibrated on the held-out data): stage 1 vs none.
     auto held = compute_copy(traj ? record_trajectories(m, grid, c, 0, c.heldout_prompts, c.prompts, 1)
                                   : record_noised(m, grid, c, c.prompts, c.heldout_prompts));
-    const auto errors = trainer.heldout_l1(held);
+    const auto errors = trainer.heldout_l1(held, c.heldout_queries);
     StageOneTrainer fresh(blocks, trained, cfg.num_heads, cfg.head_dim(), c.train, c.device);
     std::map<int64_t, AttentionSample> first_held;
     for (int64_t b : blocks) first_held[b] = held.at(b)[held.at(b).size() / 2];
     fresh.calibrate(first_held);
-    const auto errors_init = fresh.heldout_l1(held);
+    const auto errors_init = fresh.heldout_l1(held, c.heldout_queries);
 
     write_phi(trainer, names, option_of, c.out);
     const auto table = make_table(names, entries, option_of, errors);

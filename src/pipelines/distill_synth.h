@@ -38,6 +38,7 @@ struct DistillRunConfig {
     int64_t updates = 40;     // optimiser steps per round
     int64_t sample_steps = 0; // sampler steps of the recorded trajectories; 0 = the teacher's default
     std::vector<double> sigmas = {0.3, 0.5, 0.7, 0.85, 0.95};  // "noised" only
+    int64_t heldout_queries = 0;  // > 0: held-out errors of hybrid/linear options on that many queries per sample
     uint64_t data_seed = 90;  // world seeds of the prompts/clips; must keep clear of SynthBench's (checked)
     StageOneOptions train;
     bool resume = false;

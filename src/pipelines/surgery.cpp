@@ -29,8 +29,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Preset {
-    // stage 1
-    int64_t prompts, heldout, batch, updates, sample_steps, queries;
+    // stage 1 (rows: CFG rows per update, 0 = both; heldout_queries: 0 = every query)
+    int64_t prompts, heldout, batch, updates, sample_steps, queries, rows, heldout_queries;
     // stage 3 (teacher_weight: + that x ||v_student - v_teacher||^2, the teacher's velocity on the same clips)
     int64_t finetune_steps, finetune_batch;
     double finetune_lr, teacher_weight;
@@ -42,9 +42,9 @@ struct Preset {
 Preset preset_of(const SurgeryConfig& c) {
     Preset p;
     if (c.preset == "quick")  // the 2-core CPU in minutes: a few short trajectories, query subsets, a short report
-        p = {2, 1, 1, 25, 6, 512, 8, 1, 5e-5, 1.0, 4, 10, 4, 0, 0, {}};
+        p = {2, 1, 1, 10, 4, 256, 1, 512, 6, 1, 5e-5, 1.0, 4, 10, 4, 0, 0, {}};
     else  // full: one GPU in minutes
-        p = {64, 4, 8, 40, 0, 0, 1000, 8, 1e-4, 1.0, 64, 0, 16, 16, 100, {0.15, 0.25, 0.5, 0.75}};
+        p = {64, 4, 8, 40, 0, 0, 0, 0, 1000, 8, 1e-4, 1.0, 64, 0, 16, 16, 100, {0.15, 0.25, 0.5, 0.75}};
     if (c.distill_prompts > 0) p.prompts = c.distill_prompts;
     if (c.distill_updates > 0) p.updates = c.distill_updates;
     if (c.finetune_steps >= 0) p.finetune_steps = c.finetune_steps;
@@ -53,6 +53,13 @@ Preset preset_of(const SurgeryConfig& c) {
     return p;
 }
 
+// The quick preset leaves out R8 (on the bundled teacher it distils no better than linear at 5x its FLOPs:
+// docs/BENCHMARKS.md) to save a quarter of stage 1's time.
+constexpr const char* kQuickOptions = R"({"options": [
+  {"name": "softmax", "kind": "softmax"},
+  {"name": "R2", "kind": "hybrid", "rate": 2},
+  {"name": "R4", "kind": "hybrid", "rate": 4},
+  {"name": "linear", "kind": "linear"}]})";
 constexpr const char* kDefaultOptions = R"({"options": [
   {"name": "softmax", "kind": "softmax"},
   {"name": "R2", "kind": "hybrid", "rate": 2},
@@ -212,7 +219,8 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     std::string options = c.options;
     if (options.empty()) {
         options = work + "/options.json";
-        if (!file_exists(options)) atomic_write(options, [](std::ostream& o) { o << kDefaultOptions << "\n"; });
+        const char* text = c.preset == "quick" ? kQuickOptions : kDefaultOptions;
+        if (!file_exists(options)) atomic_write(options, [&](std::ostream& o) { o << text << "\n"; });
     }
     const std::string stage1 = work + "/stage1";
     if (!file_exists(stage1 + "/block_errors.json")) {
@@ -226,6 +234,8 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
         d.updates = p.updates;
         d.sample_steps = p.sample_steps;
         d.train.queries = p.queries;
+        d.train.rows = p.rows;
+        d.heldout_queries = p.heldout_queries;
         d.train.lr = 2e-3;
         d.device = torch::Device(c.device);
         d.progress = c.progress;

@@ -1,6 +1,8 @@
 // Stage 1 building blocks: the attention recorder, the value L1, and one block-option distillation.
 #include "surgery/distill.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -185,7 +187,11 @@ torch::Tensor StageOneTrainer::loss(HybridAttentionImpl& core, const AttentionSa
 torch::Tensor StageOneTrainer::update(const std::map<int64_t, AttentionSample>& sample, at::Generator& gen) {
     std::vector<torch::Tensor> losses;
     for (size_t bi = 0; bi < blocks_.size(); ++bi) {
-        const auto& s = sample.at(blocks_[bi]);
+        AttentionSample s = sample.at(blocks_[bi]);
+        if (o_.rows > 0 && o_.rows < s.q.size(0)) {
+            auto r = torch::randperm(s.q.size(0), gen).narrow(0, 0, o_.rows).to(s.q.device());
+            s = {s.q.index_select(0, r), s.k.index_select(0, r), s.v.index_select(0, r), s.y.index_select(0, r), s.grid};
+        }
         for (auto& c : cores_[bi]) losses.push_back(loss(*c, s, gen));
     }
     auto all = torch::stack(losses);  // [blocks * options]
@@ -198,11 +204,30 @@ torch::Tensor StageOneTrainer::update(const std::map<int64_t, AttentionSample>& 
 }
 
 std::vector<std::vector<double>> StageOneTrainer::heldout_l1(
-    const std::map<int64_t, std::vector<AttentionSample>>& samples) {
+    const std::map<int64_t, std::vector<AttentionSample>>& samples, int64_t queries) {
     std::vector<std::vector<double>> out;
+    torch::NoGradGuard ng;
     for (size_t bi = 0; bi < blocks_.size(); ++bi) {
+        const auto& list = samples.at(blocks_[bi]);
         std::vector<double> row;
-        for (auto& c : cores_[bi]) row.push_back(value_l1(*c, samples.at(blocks_[bi])));
+        for (auto& c : cores_[bi]) {
+            const auto kind = c->entry().kind;
+            if (queries <= 0 || (kind != AttentionKind::Hybrid && kind != AttentionKind::Linear)) {
+                row.push_back(value_l1(*c, list));
+                continue;
+            }
+            double sum = 0, count = 0;
+            for (size_t i = 0; i < list.size(); ++i) {
+                const auto& s = list[i];
+                const int64_t N = s.q.size(1), n = std::min(queries, N);
+                auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + i);  // fixed per sample: every option alike
+                auto idx = torch::randperm(N, gen).narrow(0, 0, n).to(s.q.device());
+                auto y_hat = c->forward_query_subset(s.q.index_select(1, idx), s.k, s.v, s.grid);
+                sum += (y_hat.to(torch::kFloat64) - s.y.index_select(1, idx).to(torch::kFloat64)).abs().sum().item<double>();
+                count += static_cast<double>(y_hat.numel());
+            }
+            row.push_back(sum / count);
+        }
         out.push_back(row);
     }
     return out;

@@ -82,6 +82,8 @@ struct StageOneOptions {
     // > 0: each update trains hybrid/linear options on this many random queries of the sample (against all keys);
     // chunked options always use every query. 0 = every query.
     int64_t queries = 0;
+    // > 0: each update uses this many random rows of the sample's batch (e.g. 1 of the CFG pair); 0 = every row.
+    int64_t rows = 0;
 };
 
 // Stage 1 of method.md §5.1 for every candidate at once: one core per (block, option), all trained together from
@@ -99,8 +101,10 @@ public:
     // One optimiser step of every core on one sample per block ([B, N, H, D] each; `gen` picks query subsets).
     // Returns the losses [blocks, options] (on the device; read them back when convenient).
     torch::Tensor update(const std::map<int64_t, AttentionSample>& sample, at::Generator& gen);
-    // Held-out mean |y - y_hat| [block][option] over the samples of each block.
-    std::vector<std::vector<double>> heldout_l1(const std::map<int64_t, std::vector<AttentionSample>>& samples);
+    // Held-out mean |y - y_hat| [block][option] over the samples of each block; queries > 0: hybrid/linear options
+    // on that many fixed random queries per sample (the same for every option: an unbiased, cheaper estimate).
+    std::vector<std::vector<double>> heldout_l1(const std::map<int64_t, std::vector<AttentionSample>>& samples,
+                                                int64_t queries = 0);
     HybridAttention core(size_t block_index, size_t option) const { return cores_.at(block_index).at(option); }
     const std::vector<int64_t>& blocks() const { return blocks_; }
     // Every core's parameters ("<option index>/<block>/<name>") and the optimiser state, exactly (resume).

@@ -84,8 +84,12 @@ TEST(Distill, TrainingPhiLowersTheHeldOutValueError) {
 }
 
 TEST(Distill, StageOneOrdersRatesByHeldOutError) {
-    // Every (block, option) trained at once from one recording: the held-out error must order R2 < R4 < R8 < linear
-    // (more exact softmax keys, less to approximate) and every option must improve on its fresh, calibrated start.
+    // Every (block, option) trained at once from one recording: the held-out error must order R2 < R4 < R8 (more
+    // exact softmax keys, less to approximate) and R2, R4 below pure linear attention, and every option must improve
+    // on its fresh, calibrated start. (A linear branch that drowns the softmax keys makes every option distil to the
+    // linear error: this is the test that catches it.) R8 vs linear is not ordered: with 1/8 of the keys exact and
+    // diffuse attention they are within a few percent of each other, here and on the bundled teacher
+    // (models/synth-student/report/block_errors.json: R8 0.061-0.096, linear 0.056-0.096).
     // Single-threaded so the sums (and so the margins) are the same on every machine.
     SURGEON_REQUIRE_GOLDEN(kTiny);
     at::set_num_threads(1);
@@ -120,9 +124,9 @@ TEST(Distill, StageOneOrdersRatesByHeldOutError) {
     EXPECT_EQ(l.sizes(), (std::vector<int64_t>{2, 4}));
     const auto e = t.heldout_l1(heldout), e0 = fresh.heldout_l1(heldout);
     for (int b = 0; b < 2; ++b) {
-        for (int i = 0; i + 1 < 4; ++i)
-            EXPECT_LT(e[b][i], e[b][i + 1]) << "block " << b << ": " << options[i].describe() << " " << e[b][i] << " vs "
-                                            << options[i + 1].describe() << " " << e[b][i + 1];
+        for (auto [i, j] : std::vector<std::pair<int, int>>{{0, 1}, {1, 2}, {0, 3}, {1, 3}})
+            EXPECT_LT(e[b][i], e[b][j]) << "block " << b << ": " << options[i].describe() << " " << e[b][i] << " vs "
+                                        << options[j].describe() << " " << e[b][j];
         for (int i = 0; i < 4; ++i)
             EXPECT_LT(e[b][i], 0.9 * e0[b][i]) << "block " << b << " " << options[i].describe() << ": " << e0[b][i]
                                                << " -> " << e[b][i];
