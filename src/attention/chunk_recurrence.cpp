@@ -11,6 +11,17 @@
 namespace surgeon {
 using torch::Tensor;
 
+std::pair<Tensor, Tensor> CausalChunkState::window(const Tensor& kt, const Tensor& vt) const {
+    std::vector<Tensor> ks, vs;
+    for (const auto& fr : cache_) {
+        ks.push_back(fr.k);
+        vs.push_back(fr.v);
+    }
+    ks.push_back(kt);
+    vs.push_back(vt);
+    return {torch::cat(ks, 2), torch::cat(vs, 2)};
+}
+
 CausalChunkState::CausalChunkState(const PlanEntry& entry, int64_t tokens_per_frame, Tensor log_scale)
     : entry_(entry), hw_(tokens_per_frame), log_scale_(std::move(log_scale)) {
     SURGEON_CHECK(entry.kind == AttentionKind::Chunked && entry.causal,
@@ -36,15 +47,8 @@ Tensor CausalChunkState::step(const Tensor& q, const Tensor& k, const Tensor& v,
     }
     auto qt = q.transpose(1, 2), kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [B, H, n, D]
     auto pq = phi_q.to(f32).transpose(1, 2), pk = phi_k.to(f32).transpose(1, 2);   // [B, H, n, D']
-    // Softmax keys: the cached overlap frames, then this chunk.
-    std::vector<Tensor> ks, vs;
-    for (const auto& fr : cache_) {
-        ks.push_back(fr.k);
-        vs.push_back(fr.v);
-    }
-    ks.push_back(kt);
-    vs.push_back(vt);
-    auto sb = detail::softmax_branch(qt, torch::cat(ks, 2), torch::cat(vs, 2), entry_.stabilizer);  // o [B,H,n,D]
+    auto [kw, vw] = window(kt, vt);  // softmax keys: the cached overlap frames, then this chunk
+    auto sb = detail::softmax_branch(qt, kw, vw, entry_.stabilizer);  // o [B,H,n,D]
     Tensor y;  // [B, H, n, D]
     if (S_.defined()) {
         y = detail::combine(sb, torch::matmul(pq, S_), torch::matmul(pq, z_.unsqueeze(-1)),
@@ -85,15 +89,8 @@ Tensor CausalChunkState::step_inference(const Tensor& q, const Tensor& k, const 
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(D));
     auto kt = k.transpose(1, 2), vt = v.transpose(1, 2);                     // [B, H, n, D]
-    std::vector<Tensor> ks, vs;
-    for (const auto& fr : cache_) {
-        ks.push_back(fr.k);
-        vs.push_back(fr.v);
-    }
-    ks.push_back(kt);
-    vs.push_back(vt);
     auto qs = detail::sdpa_operand(q);                                      // [B, H, n, D]
-    auto kc = torch::cat(ks, 2), vc = torch::cat(vs, 2);                     // [B, H, L, D]
+    auto [kc, vc] = window(kt, vt);                                          // [B, H, L, D]
     auto o = at::scaled_dot_product_attention(qs, kc, vc, {}, 0.0, false, scale);  // [B, H, n, D]
     Tensor log_a;
     if (entry_.stabilizer == Stabilizer::Max) log_a = ops::row_log_mass(qs, kc, scale);  // [B, H, n]

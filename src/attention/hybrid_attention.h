@@ -67,6 +67,8 @@ private:
     int64_t frames_seen_ = 0, frames_folded_ = 0;
     torch::Tensor S_, z_;  // [B, H, D', D], [B, H, D'] float32; undefined until the first fold
     std::deque<Frame> cache_;
+    // Softmax keys and values of a step: the cached overlap frames, then the chunk's own ([B, H, L, D] each).
+    std::pair<torch::Tensor, torch::Tensor> window(const torch::Tensor& kt, const torch::Tensor& vt) const;
 };
 
 // Relative mass of the linear branch in a fresh hybrid/chunked block: exp(log_scale) is set so that
