@@ -25,7 +25,7 @@ void register_student(CLI::App& app) {
         const auto plan = write_student(a->teacher, a->spec, a->out);
         std::printf("wrote %s: %lld of %zu blocks converted (%s)\n", a->out.c_str(),
                     static_cast<long long>(plan.num_converted()), plan.blocks.size(),
-                    a->spec.phi.empty() ? "phi drawn from the seed" : ("phi from " + a->spec.phi).c_str());
+                    a->spec.phi.empty() ? "phi from the model folder where it has them, else drawn from --seed" : ("phi from " + a->spec.phi).c_str());
     });
 }
 

@@ -36,12 +36,12 @@ AttentionPlan write_student(const std::string& teacher, const StudentSpec& spec,
     if (is_synth_model_folder(teacher)) {
         auto m = load_synth_student(teacher, spec);
         const auto dtype = load_model_or_student(teacher).loaded.checkpoint_dtype;
-        atomic_write_dir(out, [&](const std::string& tmp) { save_synth_model(m, tmp, dtype); });
+        atomic_write_dir(out, [&](const std::string& tmp) { save_synth_model(m, tmp, dtype, kStudentShardBytes); });
         return plan_of(m.dit);
     }
     auto s = load_wan_student(teacher, spec);
     atomic_write_dir(out, [&](const std::string& tmp) {
-        save_student(s.loaded.model, tmp, s.loaded.checkpoint_dtype);
+        save_student(s.loaded.model, tmp, s.loaded.checkpoint_dtype, kStudentShardBytes);
     });
     return plan_of(s.loaded.model);
 }

@@ -16,6 +16,10 @@
 
 namespace surgeon {
 
+// Student checkpoints are written in shards of at most this many tensor bytes (files in the
+// repository stay under 16 MiB).
+inline constexpr uint64_t kStudentShardBytes = 15u << 20;  // tensor bytes; the header comes on top
+
 struct StudentSpec {
     std::string plan;  // plan JSON (empty: the checkpoint's own plan, if any)
     std::string phi;   // output folder of `surgeon distill` (empty: phi from the checkpoint or the seed)

@@ -264,7 +264,7 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     // The student itself in OUT (in the teacher checkpoint's dtype), then the report on that very artifact.
     {
         const auto m = load_synth_student(student, StudentSpec{});
-        save_synth_model(m, c.out, load_model_or_student(c.teacher).loaded.checkpoint_dtype);
+        save_synth_model(m, c.out, load_model_or_student(c.teacher).loaded.checkpoint_dtype, kStudentShardBytes);
     }
     t0 = std::chrono::steady_clock::now();
     const auto teacher_eval = evaluate(c.teacher, p, p.eval_samples, c);
