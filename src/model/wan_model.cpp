@@ -4,19 +4,13 @@
 #include "attention/softmax_attention.h"
 #include "core/error.h"
 #include "core/tensor_checks.h"
+#include "ops/dit_ops.h"
 
 namespace surgeon {
 namespace F = torch::nn::functional;
 
-Precision parse_precision(const std::string& s) {
-    if (s == "fp32") return Precision::Float32;
-    if (s == "bf16") return Precision::BFloat16;
-    if (s == "bf16-lean") return Precision::BFloat16Lean;
-    fail("unknown dtype '{}' (expected fp32|bf16|bf16-lean)", s);
-}
-std::string to_string(Precision p) {
-    return p == Precision::Float32 ? "fp32" : (p == Precision::BFloat16 ? "bf16" : "bf16-lean");
-}
+Precision parse_precision(const std::string& s) { return parse_name(kPrecisionNames, s, "dtype"); }
+std::string to_string(Precision p) { return name_of(kPrecisionNames, p); }
 
 namespace {
 // Linear in the compute dtype (autocast semantics: inputs and weights cast, output in compute dtype).
@@ -131,11 +125,86 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanConfig& cfg) : eps(cfg.eps
                                                        torch::nn::Linear(cfg.ffn_dim, C)));
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The fused bf16 inference path (ops/dit_ops.h): Wan's bf16 recipe, Fast implementation, no gradients, on CUDA
+// (on the CPU only when the fusion setting asks for it: tests run the twins through this path). Same values as
+// the composite path below up to fp32 summation order, and for `gelu` one bf16 rounding less (GELU applied to
+// the fp32 accumulator in the GEMM epilogue). Each part can be switched off alone (SURGEON_DIT_FUSED).
+namespace {
+bool use_fused_block(const ForwardContext& ctx, const torch::Tensor& x, const ops::DitFusion& f) {
+    return f.any() && ctx.impl == AttentionImpl::Fast && ctx.compute == torch::kBFloat16 &&
+           ctx.stream == torch::kFloat32 && !torch::GradMode::is_enabled() && (x.is_cuda() || f.cpu);
+}
+AttentionImpl part(bool on) { return on ? AttentionImpl::Fast : AttentionImpl::Reference; }
+
+// h [B, L, C] bf16 (normalised, modulated) -> [B, L, C] bf16 (o projection output).
+torch::Tensor self_attention_fused(WanSelfAttentionImpl& a, const torch::Tensor& h, const TokenGrid& grid,
+                                   const RopeTables& rope, const ForwardContext& ctx, const std::string& name,
+                                   double eps, const ops::DitFusion& f) {
+    const int64_t B = h.size(0), L = h.size(1), C = h.size(2), H = a.num_heads, D = C / H;
+    // cuDNN reads head-major q/k without a copy; other cores and observers get contiguous [B, L, H, D].
+    const bool observed = ctx.tap && *ctx.tap;
+    const bool head_major = !observed && dynamic_cast<const SoftmaxAttentionImpl*>(a.core().get()) != nullptr;
+    auto qr = ops::rms_norm_rope(linear(a.q, h, ctx.compute), a.norm_q->weight, rope.cos, rope.sin, H, eps, head_major,
+                                 part(f.qk));  // [B, L, H, D] bf16
+    auto kr = ops::rms_norm_rope(linear(a.k, h, ctx.compute), a.norm_k->weight, rope.cos, rope.sin, H, eps, head_major,
+                                 part(f.qk));  // [B, L, H, D] bf16
+    auto vv = linear(a.v, h, ctx.compute).view({B, L, H, D});  // [B, L, H, D]
+    ctx.observe(name + ".q", qr);
+    ctx.observe(name + ".k", kr);
+    ctx.observe(name + ".v", vv);
+    auto y = a.core()->forward(qr, kr, vv, grid);  // [B, L, H, D]
+    ctx.observe(name + ".attn", y);
+    return linear(a.o, y.flatten(2), ctx.compute);  // [B, L, C]
+}
+
+// xn [B, L, C] bf16 (norm3 output), context [B, Lt, C] -> [B, L, C] bf16.
+torch::Tensor cross_attention_fused(WanCrossAttentionImpl& a, const torch::Tensor& xn, const torch::Tensor& context,
+                                    const ForwardContext& ctx, double eps, const ops::DitFusion& f) {
+    const int64_t B = xn.size(0), C = xn.size(2), H = a.num_heads, D = C / H, Lt = context.size(1);
+    const torch::Tensor none;
+    auto qq = ops::rms_norm_rope(linear(a.q, xn, ctx.compute), a.norm_q->weight, none, none, H, eps, true, part(f.qk));
+    auto kk = ops::rms_norm_rope(linear(a.k, context, ctx.compute), a.norm_k->weight, none, none, H, eps, true,
+                                 part(f.qk));                                  // [B, Lt, H, D]
+    auto vv = linear(a.v, context, ctx.compute).view({B, Lt, H, D});         // [B, Lt, H, D]
+    auto y = softmax_attention(qq, kk, vv, AttentionImpl::Fast);             // [B, L, H, D]
+    return linear(a.o, y.flatten(2), ctx.compute);                           // [B, L, C]
+}
+
+torch::Tensor block_forward_fused(WanAttentionBlockImpl& blk, const torch::Tensor& x_in, const torch::Tensor& e0,
+                                  const torch::Tensor& context, const TokenGrid& grid, const RopeTables& rope,
+                                  const ForwardContext& ctx, const std::string& name, const ops::DitFusion& f) {
+    const torch::Tensor none;
+    const double eps = blk.eps;
+    auto e = (blk.modulation + e0).to(torch::kFloat32);         // [B, 6, C]: shift, scale, gate (x2), ffn gate
+    auto m = [&](int64_t i) { return e.select(1, i); };         // [B, C]
+    // LN(x) * (1 + scale) + shift -> bf16 q/k/v input.
+    auto h = ops::norm_modulate(x_in, none, none, none, none, m(1), m(0), eps, part(f.norm)).h;
+    auto y = self_attention_fused(*blk.self_attn, h, grid, rope, ctx, name + ".self_attn", eps, f);
+    ctx.observe(name + ".self_attn", y);
+    // x1 = x + gate * y and norm3(x1) -> bf16 cross-attention input, one pass.
+    auto r1 = ops::norm_modulate(x_in, y, m(2), blk.norm3->weight, blk.norm3->bias, none, none, eps, part(f.norm));
+    auto c = cross_attention_fused(*blk.cross_attn, r1.h, context, ctx, eps, f);
+    ctx.observe(name + ".cross_attn", c);
+    // x2 = x1 + c and LN(x2) * (1 + scale) + shift -> bf16 FFN input, one pass.
+    auto r2 = ops::norm_modulate(r1.x, c, none, none, none, m(4), m(3), eps, part(f.norm));
+    auto l0 = seq_linear(blk.ffn, 0), l2 = seq_linear(blk.ffn, 2);
+    auto g = ops::linear_gelu_tanh(r2.h, l0->weight.to(ctx.compute), l0->bias.to(ctx.compute), part(f.gelu));
+    auto out = linear(l2, g, ctx.compute);  // [B, L, C]
+    ctx.observe(name + ".ffn", out);
+    auto x = torch::addcmul(r2.x, out, m(5).unsqueeze(1));  // fp32 residual stream
+    ctx.observe(name, x);
+    return x;
+}
+}  // namespace
+
 torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const torch::Tensor& e0,
                                              const torch::Tensor& context, const TokenGrid& grid,
                                              const RopeTables& rope, const ForwardContext& ctx, int64_t layer) {
     const std::string name = "blocks." + std::to_string(layer);
     ctx.observe(name + ".input", x_in);
+    const auto fusion = ops::dit_fusion();
+    if (use_fused_block(ctx, x_in, fusion)) return block_forward_fused(*this, x_in, e0, context, grid, rope, ctx, name, fusion);
     const auto S = ctx.stream;                          // fp32 (Wan's recipe) or bf16 (lean)
     auto e = (modulation + e0).to(S).chunk(6, 1);  // 6 x [B, 1, C]
     // Self-attention with adaLN modulation.
