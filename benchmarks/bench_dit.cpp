@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
     app.add_option("--plan", op.plan, "attention plan JSON applied to the random model (no weights needed)");
     app.add_option("--seed", op.seed, "seed of the plan's feature maps")->capture_default_str();
     app.add_option("--json", op.json, "also write one JSON row per size and fused setting");
-    app.add_flag("!--no-split", op.split, "skip timing the attention cores alone");
+    app.add_flag("--split,!--no-split", op.split, "time the attention cores alone (default on)");
     app.add_flag("--profile", op.profile, "also time the sections between observation points (synchronising at each)");
     CLI11_PARSE(app, argc, argv);
     try {
@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
             auto [med, mn] = time_ms([&] { model->forward(x, t, ctx); }, op.warmup, op.iters, dev);
             const double peak = peak_gib(dev);
             if (first == 0) first = med;
-            char row[512];
+            char row[2048];
             std::snprintf(row, sizeof row, "| %s | %s | %lld | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.3f |",
                           op.preset.c_str(), size.c_str(), (long long)grid.tokens(), plan_name.c_str(), fused.c_str(), med,
                           mn, attn, med - attn, peak, first / med);

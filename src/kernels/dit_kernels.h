@@ -6,8 +6,9 @@
 
 namespace surgeon::kernels {
 
-// The most channels a row may have (the row is staged in shared memory as float32: 48 KiB).
-constexpr int64_t kDitMaxDim = 12288;
+// The most channels a row may have (the row is staged in shared memory as float32: 32 KiB, under the 48 KiB a
+// block gets without opting in; Wan2.1-14B has 5120).
+constexpr int64_t kDitMaxDim = 8192;
 
 // One row r (sample b = r / tokens) of C = dim channels:
 //   s = x + gate[b] * y      (gate null: s = x + y; y null: s = x)            fp32
