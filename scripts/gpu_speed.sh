@@ -34,6 +34,7 @@ else
 fi
 
 # Ratios from the JSON files of this call.
+[ -f "$OUT/bench_dit.json" ] || { echo "no $OUT/bench_dit.json (no GPU here, or bench_dit failed): no ratios"; exit 1; }
 python3 - "$OUT" <<'EOF'
 import json, os, sys
 out = sys.argv[1]
