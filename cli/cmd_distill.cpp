@@ -1,13 +1,13 @@
 // `surgeon distill`: stage 1 on a synth teacher — record the teacher along its own sampling trajectories and
 // distil every (block, option) of an options file at once; writes the block-error table for `surgeon plan knapsack`
-// (pipelines/distill_synth.h).
+// (surgery/stage1_run.h).
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "pipelines/distill_synth.h"
+#include "surgery/stage1_run.h"
 
 namespace surgeon::cli {
 

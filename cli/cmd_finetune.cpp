@@ -1,11 +1,11 @@
 // `surgeon finetune`: stage 3 of the surgery — fine-tune a student folder with the flow-matching loss on the
-// synthetic world's videos, optionally plus matching a teacher's velocity (pipelines/stage3_finetune.h).
+// synthetic world's videos, optionally plus matching a teacher's velocity (surgery/stage3_finetune.h).
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "core/fs.h"
 #include "core/error.h"
-#include "pipelines/stage3_finetune.h"
+#include "surgery/stage3_finetune.h"
 
 namespace surgeon::cli {
 

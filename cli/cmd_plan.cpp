@@ -12,7 +12,7 @@
 #include "core/fs.h"
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
-#include "surgery/rate_selection.h"
+#include "surgery/stage2_rate_selection.h"
 
 namespace surgeon::cli {
 

@@ -4,7 +4,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "pipelines/student.h"
+#include "surgery/student.h"
 
 namespace surgeon::cli {
 

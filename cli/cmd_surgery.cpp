@@ -1,11 +1,11 @@
 // `surgeon surgery`: stages 1 -> 2 -> 3 on a synth teacher with good defaults, resumable as a whole
-// (pipelines/surgery.h). The output folder is the student plus its report.
+// (surgery/surgery.h). The output folder is the student plus its report.
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "pipelines/surgery.h"
+#include "surgery/surgery.h"
 
 namespace surgeon::cli {
 

@@ -16,7 +16,7 @@
 #include "pipelines/trainer.h"
 #include "pipelines/wan_t2v.h"
 #include "surgery/attention_swap.h"
-#include "surgery/distill.h"
+#include "surgery/stage1_trainer.h"
 #include "surgery/student_checkpoint.h"
 #include "vae/vae_io.h"
 #include "world/fidelity.h"

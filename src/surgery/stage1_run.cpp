@@ -1,6 +1,6 @@
 // Stage 1 on a synth teacher: rounds of (record along the teacher's trajectories, U updates of every core),
 // checkpointed atomically per round; then held-out errors, phi files and the block-error table.
-#include "pipelines/distill_synth.h"
+#include "surgery/stage1_run.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -18,7 +18,7 @@
 #include "core/video_io.h"
 #include "model/model_io.h"
 #include "pipelines/synth_model.h"
-#include "surgery/rate_selection.h"
+#include "surgery/stage2_rate_selection.h"
 #include "world/prompt.h"
 #include "world/world.h"
 
@@ -78,8 +78,6 @@ void DistillRunConfig::validate() const {
 }
 
 namespace {
-
-using Recorded = std::map<int64_t, std::vector<AttentionSample>>;
 
 std::string prompt_of(uint64_t data_seed, int64_t p) {
     return world::prompt(world::sample_spec(world::train_world_seed(data_seed, static_cast<uint64_t>(p))));
@@ -170,11 +168,81 @@ void write_heatmap(const BlockErrorTable& t, const std::string& path, const std:
     write_png(path, render_heatmap(t.errors, rows, t.names, o));
 }
 
+// Every trained option's entry (normalised for the head dim, checked on the grid) and its index in the table.
+struct TrainedOptions {
+    std::vector<PlanEntry> entries;  // trained options only
+    std::vector<int64_t> option_of;  // trained option index -> table option index
+};
+TrainedOptions trained_options(Stage1Run& run, const WanConfig& cfg, const TokenGrid& grid, const std::string& source) {
+    TrainedOptions t;
+    for (size_t o = 0; o < run.entries.size(); ++o) {
+        run.entries[o] = run.entries[o].normalized(cfg.head_dim());
+        validate_entry(run.entries[o], cfg.head_dim(), &grid, fmt::format("{}: option '{}'", source, run.names[o]));
+        if (run.entries[o].kind == AttentionKind::Softmax) continue;
+        t.option_of.push_back(static_cast<int64_t>(o));
+        t.entries.push_back(run.entries[o]);
+    }
+    SURGEON_CHECK(!t.entries.empty(), "{}: no option to distil (only softmax)", source);
+    return t;
+}
+
+// One round: U updates of every core, each on one recorded forward per block; the mean loss per option [options].
+torch::Tensor train_round(StageOneTrainer& trainer, const Recorded& rec, const DistillRunConfig& c, int64_t round,
+                          Progress& bar) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(c.train.seed * 7919ull + static_cast<uint64_t>(round));
+    const auto& blocks = trainer.blocks();
+    const int64_t forwards = static_cast<int64_t>(rec.at(blocks.front()).size());
+    if (round == 0) {
+        std::map<int64_t, AttentionSample> first_fw;
+        for (int64_t b : blocks) first_fw[b] = compute_copy(rec.at(b)[static_cast<size_t>(forwards / 2)]);
+        trainer.calibrate(first_fw);
+    }
+    torch::Tensor loss_sum;
+    for (int64_t u = 0; u < c.updates; ++u) {
+        const int64_t f = torch::randint(forwards, {1}, gen).item<int64_t>();
+        std::map<int64_t, AttentionSample> sample;
+        for (int64_t b : blocks) sample[b] = compute_copy(rec.at(b)[static_cast<size_t>(f)]);
+        auto l = trainer.update(sample, gen);  // [blocks, options]
+        loss_sum = loss_sum.defined() ? loss_sum + l : l;
+        if (u % 10 == 9) bar.update(round, fmt::format("update {}/{}", u + 1, c.updates));
+    }
+    return (loss_sum / static_cast<double>(c.updates)).mean(0).to(torch::kCPU, torch::kFloat64);  // [options]
+}
+
+// Held-out errors of the trained cores and of fresh ones (same seeds, calibrated on the held-out data: stage 1 vs
+// none), then the phi files, both tables, the heat map and loss.csv.
+void write_stage1_outputs(StageOneTrainer& trainer, const Stage1Run& run, const TrainedOptions& t,
+                          const Stage1Source& src, const DistillRunConfig& c) {
+    const auto& cfg = src.dit->config();
+    auto held = compute_copy(src.record_heldout());
+    const auto errors = trainer.heldout_l1(held, c.heldout_queries);
+    StageOneTrainer fresh(trainer.blocks(), t.entries, cfg.num_heads, cfg.head_dim(), c.train, c.device);
+    std::map<int64_t, AttentionSample> first_held;
+    for (int64_t b : trainer.blocks()) first_held[b] = held.at(b)[held.at(b).size() / 2];
+    fresh.calibrate(first_held);
+    const auto errors_init = fresh.heldout_l1(held, c.heldout_queries);
+
+    write_phi(trainer, run.names, t.option_of, c.out);
+    const auto table = make_table(run.names, run.entries, t.option_of, errors);
+    make_table(run.names, run.entries, t.option_of, errors_init).save(c.out + "/block_errors_init.json");
+    table.save(c.out + "/block_errors.json");
+    write_heatmap(table, c.out + "/errors.png", "stage 1: held-out |y - y_hat| per block and option");
+    atomic_write(c.out + "/loss.csv", [&](std::ostream& os) {
+        os << "round";
+        for (auto o : t.option_of) os << "," << run.names[o];
+        os << "\n";
+        for (size_t i = 0; i < run.progress["loss"].size(); ++i) {
+            os << i;
+            for (const auto& v : run.progress["loss"][i]) os << "," << v.get<double>();
+            os << "\n";
+        }
+    });
+}
+
 }  // namespace
 
-DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_rounds) {
+Stage1Run open_stage1(const DistillRunConfig& c, const json& source_settings) {
     c.validate();
-    const auto start = std::chrono::steady_clock::now();
     json oj;
     try {
         oj = json::parse(read_text_file(c.options));
@@ -182,53 +250,43 @@ DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_round
         fail("{}: invalid JSON ({})", c.options, e.what());
     }
     SURGEON_CHECK(oj.is_object() && oj.contains("options"), "{}: expected an object with 'options'", c.options);
-    std::vector<std::string> names;
-    std::vector<PlanEntry> entries;
-    parse_table_options(oj["options"], c.options, names, entries);
-    const json settings = c.settings_json(oj);
+    Stage1Run run;
+    parse_table_options(oj["options"], c.options, run.names, run.entries);
+    run.settings = c.settings_json(oj);
+    for (auto it = source_settings.begin(); it != source_settings.end(); ++it) run.settings[it.key()] = it.value();
     const std::string ckpt = c.out + "/checkpoint";
-    json progress = {{"settings", settings}, {"rounds_done", 0}, {"loss", json::array()}};
+    run.progress = {{"settings", run.settings}, {"rounds_done", 0}, {"loss", json::array()}};
     if (file_exists(ckpt + "/progress.json")) {
         SURGEON_CHECK(c.resume, "{} holds a distillation run; --resume continues it (or choose another --out)", c.out);
         json old = json::parse(read_text_file(ckpt + "/progress.json"));
-        for (auto it = settings.begin(); it != settings.end(); ++it)
+        for (auto it = run.settings.begin(); it != run.settings.end(); ++it)
             SURGEON_CHECK(old["settings"].contains(it.key()) && old["settings"][it.key()] == it.value(),
                           "--resume: setting '{}' differs from the run in {} (was {}, now {})", it.key(), c.out,
                           old["settings"].contains(it.key()) ? old["settings"][it.key()].dump() : "absent",
                           it.value().dump());
         SURGEON_CHECK(old["rounds_done"].is_number_integer() && old["rounds_done"].get<int64_t>() >= 0,
                       "{}/progress.json: rounds_done must be an integer >= 0", ckpt);
-        progress = old;
+        run.progress = old;
     } else {
         SURGEON_CHECK(!c.resume, "--resume: no run in {} (no checkpoint/progress.json)", c.out);
     }
+    return run;
+}
 
-    auto m = load_synth_model(c.model, c.device);
-    m.dit->eval();
-    m.text_encoder->eval();
-    const auto& cfg = m.dit->config();
-    const auto& size = m.settings.size;
-    const TokenGrid grid = token_grid(cfg, size.frames, size.height, size.width);
-    std::vector<int64_t> option_of;  // trained option index -> table option index
-    std::vector<PlanEntry> trained;
-    for (size_t o = 0; o < entries.size(); ++o) {
-        entries[o] = entries[o].normalized(cfg.head_dim());
-        validate_entry(entries[o], cfg.head_dim(), &grid, fmt::format("{}: option '{}'", c.options, names[o]));
-        if (entries[o].kind == AttentionKind::Softmax) continue;
-        option_of.push_back(static_cast<int64_t>(o));
-        trained.push_back(entries[o]);
-    }
-    SURGEON_CHECK(!trained.empty(), "{}: no option to distil (only softmax)", c.options);
+DistillRunResult run_stage1(const DistillRunConfig& c, Stage1Run run, const Stage1Source& src,
+                            int64_t stop_after_rounds) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto& cfg = src.dit->config();
+    const TrainedOptions t = trained_options(run, cfg, src.grid, c.options);
     std::vector<int64_t> blocks;
     for (int64_t b = 0; b < cfg.num_layers; ++b) blocks.push_back(b);
-    StageOneTrainer trainer(blocks, trained, cfg.num_heads, cfg.head_dim(), c.train, c.device);
-    int64_t rounds_done = progress["rounds_done"].get<int64_t>();
+    StageOneTrainer trainer(blocks, t.entries, cfg.num_heads, cfg.head_dim(), c.train, c.device);
+    const std::string ckpt = c.out + "/checkpoint";
+    int64_t rounds_done = run.progress["rounds_done"].get<int64_t>();
     if (rounds_done > 0) trainer.load(ckpt);
 
-    const bool traj = c.data == "trajectories";
-    const int64_t items = traj ? c.prompts * c.noise_seeds : c.prompts;
     DistillRunResult r;
-    r.rounds_total = (items + c.batch - 1) / c.batch;
+    r.rounds_total = (src.items + c.batch - 1) / c.batch;
     SURGEON_CHECK(rounds_done <= r.rounds_total, "{}/progress.json: {} rounds done, but the run has {}", ckpt,
                   rounds_done, r.rounds_total);
     fs::create_directories(c.out);
@@ -243,64 +301,45 @@ DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_round
             r.rounds_done = rounds_done;
             return r;
         }
-        const int64_t first = rounds_done * c.batch, count = std::min(c.batch, items - first);
+        const int64_t first = rounds_done * c.batch, count = std::min(c.batch, src.items - first);
         bar.update(rounds_done, "recording the teacher");
-        auto rec = traj ? record_trajectories(m, grid, c, first, count, 0, c.noise_seeds) : record_noised(m, grid, c, first, count);
-        auto gen = at::make_generator<at::CPUGeneratorImpl>(c.train.seed * 7919ull + static_cast<uint64_t>(rounds_done));
-        const int64_t forwards = static_cast<int64_t>(rec.at(0).size());
-        if (rounds_done == 0) {
-            std::map<int64_t, AttentionSample> first_fw;
-            for (int64_t b : blocks) first_fw[b] = compute_copy(rec.at(b)[static_cast<size_t>(forwards / 2)]);
-            trainer.calibrate(first_fw);
-        }
-        torch::Tensor loss_sum;
-        for (int64_t u = 0; u < c.updates; ++u) {
-            const int64_t f = torch::randint(forwards, {1}, gen).item<int64_t>();
-            std::map<int64_t, AttentionSample> sample;
-            for (int64_t b : blocks) sample[b] = compute_copy(rec.at(b)[static_cast<size_t>(f)]);
-            auto l = trainer.update(sample, gen);  // [blocks, options]
-            loss_sum = loss_sum.defined() ? loss_sum + l : l;
-            if (u % 10 == 9) bar.update(rounds_done, fmt::format("update {}/{}", u + 1, c.updates));
-        }
-        auto mean = (loss_sum / static_cast<double>(c.updates)).mean(0).to(torch::kCPU, torch::kFloat64);  // [options]
-        progress["loss"].push_back(std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()));
-        progress["rounds_done"] = rounds_done + 1;
+        const auto mean = train_round(trainer, src.record(first, count), c, rounds_done, bar);  // [options]
+        run.progress["loss"].push_back(std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()));
+        run.progress["rounds_done"] = rounds_done + 1;
         atomic_write_dir(ckpt, [&](const std::string& tmp) {
             trainer.save(tmp);
-            atomic_write(tmp + "/progress.json", [&](std::ostream& os) { os << progress.dump(1) << "\n"; });
+            atomic_write(tmp + "/progress.json", [&](std::ostream& os) { os << run.progress.dump(1) << "\n"; });
         });
         bar.update(rounds_done + 1, fmt::format("loss {:.4g}", mean.mean().item<double>()));
     }
     bar.finish();
     r.rounds_done = rounds_done;
-
-    // Held-out errors: trained cores, and fresh ones (same seeds, calibrated on the held-out data): stage 1 vs none.
-    auto held = compute_copy(traj ? record_trajectories(m, grid, c, 0, c.heldout_prompts, c.prompts, 1)
-                                  : record_noised(m, grid, c, c.prompts, c.heldout_prompts));
-    const auto errors = trainer.heldout_l1(held, c.heldout_queries);
-    StageOneTrainer fresh(blocks, trained, cfg.num_heads, cfg.head_dim(), c.train, c.device);
-    std::map<int64_t, AttentionSample> first_held;
-    for (int64_t b : blocks) first_held[b] = held.at(b)[held.at(b).size() / 2];
-    fresh.calibrate(first_held);
-    const auto errors_init = fresh.heldout_l1(held, c.heldout_queries);
-
-    write_phi(trainer, names, option_of, c.out);
-    const auto table = make_table(names, entries, option_of, errors);
-    make_table(names, entries, option_of, errors_init).save(c.out + "/block_errors_init.json");
-    table.save(c.out + "/block_errors.json");
-    write_heatmap(table, c.out + "/errors.png", "stage 1: held-out |y - y_hat| per block and option");
-    atomic_write(c.out + "/loss.csv", [&](std::ostream& os) {
-        os << "round";
-        for (auto o : option_of) os << "," << names[o];
-        os << "\n";
-        for (size_t i = 0; i < progress["loss"].size(); ++i) {
-            os << i;
-            for (const auto& v : progress["loss"][i]) os << "," << v.get<double>();
-            os << "\n";
-        }
-    });
+    write_stage1_outputs(trainer, run, t, src, c);
     r.finished = true;
     return r;
+}
+
+DistillRunResult run_distill(const DistillRunConfig& c, int64_t stop_after_rounds) {
+    Stage1Run run = open_stage1(c, json::object());
+    auto m = std::make_shared<SynthModel>(load_synth_model(c.model, c.device));
+    m->dit->eval();
+    m->text_encoder->eval();
+    const auto& size = m->settings.size;
+    Stage1Source src;
+    src.dit = m->dit;
+    src.grid = token_grid(m->dit->config(), size.frames, size.height, size.width);
+    const bool traj = c.data == "trajectories";
+    src.items = traj ? c.prompts * c.noise_seeds : c.prompts;
+    const TokenGrid grid = src.grid;
+    src.record = [m, grid, &c, traj](int64_t first, int64_t count) {
+        return traj ? record_trajectories(*m, grid, c, first, count, 0, c.noise_seeds)
+                    : record_noised(*m, grid, c, first, count);
+    };
+    src.record_heldout = [m, grid, &c, traj]() {
+        return traj ? record_trajectories(*m, grid, c, 0, c.heldout_prompts, c.prompts, 1)
+                    : record_noised(*m, grid, c, c.prompts, c.heldout_prompts);
+    };
+    return run_stage1(c, std::move(run), src, stop_after_rounds);
 }
 
 }  // namespace surgeon

@@ -1,6 +1,8 @@
-// `surgeon distill` on a synth teacher (method.md §5.1, stage 1): record the teacher's self-attention cores and
-// train every (block, option) of an options file at once (surgery/distill.h, StageOneTrainer), then write the
-// block-error table that `surgeon plan knapsack` selects with.
+// Stage 1's run (method.md §5.1): record the teacher's self-attention cores and train every (block, option) of an
+// options file at once (stage1_trainer.h, StageOneTrainer), then write the block-error table that stage 2 selects
+// with. One loop for every teacher (run_stage1); a teacher kind only says how its forwards are recorded
+// (Stage1Source). run_distill is `surgeon distill` on a synth teacher; the surgery on Wan teachers records
+// Wan's own sampling trajectories of umT5-encoded prompts (surgery.h).
 //
 // Data (`data`):
 //  * "trajectories" (default, the paper's): the teacher samples world prompts (world seeds
@@ -21,16 +23,18 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
-#include "surgery/distill.h"
+#include "surgery/stage1_trainer.h"
 
 namespace surgeon {
 
 struct DistillRunConfig {
     std::string model;        // synth model folder (the teacher)
-    std::string options;      // JSON: {"options": [{"name": ..., plan entry keys}, ...]} (rate_selection.h)
+    std::string options;      // JSON: {"options": [{"name": ..., plan entry keys}, ...]} (block_errors.h)
     std::string out;          // output folder
     std::string data = "trajectories";  // trajectories | noised
     int64_t prompts = 8, heldout_prompts = 2, noise_seeds = 1;
@@ -54,6 +58,29 @@ struct DistillRunResult {
     bool finished = false;  // every round done and block_errors.json written
     int64_t rounds_done = 0, rounds_total = 0;
 };
+
+// A teacher's recordings: the forwards of training items (trajectories or clips) [first, first + count) and of
+// the held-out set, per block in the order they ran.
+using Recorded = std::map<int64_t, std::vector<AttentionSample>>;
+struct Stage1Source {
+    WanModel dit{nullptr};  // the teacher's DiT (its config: blocks, heads)
+    TokenGrid grid;         // tokens of one recorded forward
+    int64_t items = 0;      // training items; a round records `batch` of them
+    std::function<Recorded(int64_t first, int64_t count)> record;
+    std::function<Recorded()> record_heldout;
+};
+
+// The options file parsed and the run's record (progress.json, checked against the settings on --resume; the
+// teacher kind adds its own settings), before any model is loaded.
+struct Stage1Run {
+    std::vector<std::string> names;
+    std::vector<PlanEntry> entries;
+    nlohmann::json settings, progress;
+};
+Stage1Run open_stage1(const DistillRunConfig& config, const nlohmann::json& source_settings);
+// The rounds (resumed from the checkpoint), then the held-out errors and the outputs.
+DistillRunResult run_stage1(const DistillRunConfig& config, Stage1Run run, const Stage1Source& source,
+                            int64_t stop_after_rounds = -1);
 
 // `stop_after_rounds` > 0 ends the call after that many rounds of this call (as a kill right after a checkpoint
 // would; tests check that resuming reproduces an uninterrupted run).

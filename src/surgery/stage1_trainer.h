@@ -1,9 +1,8 @@
-// Stage 1 building blocks (method.md §5.1, block-wise value distillation): record what the teacher's
-// self-attention cores see and return, then train one block's feature maps phi for one option so that the
-// hybrid/linear/chunked core reproduces the teacher's attention output from the teacher's own q, k, v
-// (L1 loss, only phi trains), and measure the held-out error e[block][option] that stage 2 selects with
-// (surgery/rate_selection.h). Not built yet on top of this: the command that runs the teacher along its
-// sampling trajectories and fills the whole table.
+// Stage 1's training (method.md §5.1, block-wise value distillation): train the feature maps phi of a block's
+// hybrid/linear/chunked core so that it reproduces the teacher's attention output from the teacher's own q, k, v
+// (recorded by stage1_recorder.h; only phi and the linear weight train), and measure the held-out error
+// e[block][option] that stage 2 selects with (stage2_rate_selection.h). StageOneTrainer trains every (block,
+// option) at once; stage1_run.h drives it along the teacher's sampling trajectories.
 #pragma once
 #include <torch/torch.h>
 
@@ -15,37 +14,9 @@
 #include "attention/attention_plan.h"
 #include "attention/hybrid_attention.h"
 #include "model/wan_model.h"
+#include "surgery/stage1_recorder.h"
 
 namespace surgeon {
-
-// One call of a block's self-attention core: inputs after norm + RoPE, and the teacher's output.
-struct AttentionSample {
-    torch::Tensor q, k, v, y;  // [B, N, H, D]
-    TokenGrid grid;
-};
-
-// Collects AttentionSamples of the chosen blocks (all when empty) from every forward that runs with tap():
-// `model->forward(x, t, context, &recorder.tap())`. Tensors are detached copies in `dtype` on `device`.
-class AttentionRecorder {
-public:
-    AttentionRecorder(TokenGrid grid, std::vector<int64_t> blocks = {}, torch::ScalarType dtype = torch::kFloat32,
-                      torch::Device device = torch::kCPU);
-    const ActivationTap& tap() const { return tap_; }
-    // Per block, the samples in the order the forwards ran.
-    const std::map<int64_t, std::vector<AttentionSample>>& samples() const { return samples_; }
-
-private:
-    TokenGrid grid_;
-    std::vector<int64_t> blocks_;
-    torch::ScalarType dtype_;
-    torch::Device device_;
-    std::map<int64_t, std::vector<AttentionSample>> samples_;
-    std::map<int64_t, AttentionSample> pending_;
-    ActivationTap tap_;
-};
-
-// Mean |y - core(q, k, v)| over the samples' elements (method.md's value loss, as a held-out error).
-double value_l1(AttentionCoreImpl& core, const std::vector<AttentionSample>& samples);
 
 struct DistillOptions {
     int64_t steps = 200;       // optimiser steps, cycling through the training samples

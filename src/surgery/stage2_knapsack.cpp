@@ -1,4 +1,4 @@
-#include "surgery/knapsack.h"
+#include "surgery/stage2_knapsack.h"
 
 #include <cmath>
 

@@ -1,5 +1,5 @@
 // Stage 3 of the surgery: fine-tuning a student on the world's flow-matching loss (see stage3_finetune.h).
-#include "pipelines/stage3_finetune.h"
+#include "surgery/stage3_finetune.h"
 
 #include <ATen/Parallel.h>
 
@@ -19,6 +19,7 @@
 #include "core/video_io.h"
 #include "model/model_io.h"
 #include "pipelines/flat_adamw.h"
+#include "pipelines/train_losses.h"
 #include "surgery/attention_swap.h"
 #include "surgery/student_checkpoint.h"
 #include "world/world.h"
@@ -190,10 +191,291 @@ void check_same_architecture(const SynthModel& s, const SynthModel& t, const std
 
 }  // namespace
 
+// ------------------------------------------------------------------------------------------------ the parts
+namespace {
+
+// Where a run lives and whether it has one; checks --out against the inputs and, on --resume, the settings.
+struct RunFolder {
+    fs::path out, ck, ck_old, cfg_path;
+    bool has_run = false;
+};
+
+RunFolder check_run_folder(const FinetuneConfig& c, const std::vector<std::pair<std::string, std::string>>& inputs) {
+    RunFolder f;
+    f.out = canon(c.out);
+    for (const auto& [flag, dir] : inputs) {
+        if (dir.empty()) continue;
+        const fs::path d = canon(dir);
+        SURGEON_CHECK(!within(f.out, d) && !within(d, f.out), "finetune: --out {} must not be, lie inside or contain {} {}",
+                      c.out, flag, dir);
+    }
+    SURGEON_CHECK(!fs::exists(f.out) || fs::is_directory(f.out), "finetune: --out {} exists and is not a folder", c.out);
+    f.ck = f.out / "checkpoint";
+    f.ck_old = f.out / "checkpoint.old";
+    f.cfg_path = f.out / "finetune_config.json";
+    f.has_run = fs::exists(f.ck / "progress.json") || fs::exists(f.ck_old / "progress.json");
+    SURGEON_CHECK(c.resume || !f.has_run,
+                  "finetune: --out {} already holds a fine-tuning run (checkpoint/); --resume continues it, or choose another --out",
+                  c.out);
+    const json settings = c.settings_json();
+    if (c.resume && fs::exists(f.cfg_path)) {
+        json before;
+        try {
+            before = json::parse(read_text_file(f.cfg_path.string())).at("settings");
+        } catch (const json::exception& e) {
+            fail("finetune: --resume: {} is not a fine-tuning record ({})", f.cfg_path.string(), e.what());
+        }
+        for (const auto& [k, v] : settings.items())
+            SURGEON_CHECK(before.contains(k) && before[k] == v,
+                          "finetune: --resume with different settings: {} was {}, now {} (use the run's settings or another --out)",
+                          k, before.contains(k) ? before[k].dump() : std::string("absent"), v.dump());
+    }
+    return f;
+}
+
+// The trainable parameters in FlatAdamW (decay: rank >= 2 first, then the rest), by name in that order.
+struct Trainables {
+    TensorMap dit_sd;                    // every DiT parameter (re-pointed into the optimiser's buffer)
+    std::vector<std::string> flat_names;
+    std::unique_ptr<FlatAdamW> opt;
+    int64_t params = 0, total_params = 0;
+};
+
+Trainables make_trainables(WanModel& dit, const std::vector<std::string>& names, double weight_decay) {
+    Trainables t;
+    t.dit_sd = state_dict(*dit);  // the parameters themselves
+    std::vector<torch::Tensor> decay, no_decay;
+    std::vector<std::string> nd;
+    for (auto& [n, p] : t.dit_sd) p.set_requires_grad(false);
+    for (const auto& n : names) {
+        auto& p = t.dit_sd.at(n);
+        p.set_requires_grad(true);
+        if (p.dim() >= 2) {
+            decay.push_back(p);
+            t.flat_names.push_back(n);
+        } else {
+            no_decay.push_back(p);
+            nd.push_back(n);
+        }
+    }
+    t.flat_names.insert(t.flat_names.end(), nd.begin(), nd.end());
+    for (const auto& n : names) t.params += t.dit_sd.at(n).numel();
+    for (const auto& [n, p] : t.dit_sd) t.total_params += p.numel();
+    {
+        torch::NoGradGuard ng;
+        t.opt = std::make_unique<FlatAdamW>(decay, no_decay, FlatAdamWOptions{0.9, 0.999, 1e-8, weight_decay});
+    }
+    t.dit_sd = state_dict(*dit);  // FlatAdamW re-pointed the trainable parameters at its buffer
+    return t;
+}
+
+// Loss, teacher MSE and gradient norm summed on the device over a log window (no host sync per step).
+struct Window {
+    torch::Tensor loss, teacher, grad_norm;  // float64 sums on the device
+    int64_t n = 0;
+    void add(const torch::Tensor& l, const torch::Tensor& tm, const torch::Tensor& gn) {
+        torch::NoGradGuard ng;
+        auto ld = l.detach().to(torch::kFloat64), gd = gn.detach().to(ld.device(), torch::kFloat64);
+        auto td = tm.defined() ? tm.detach().to(torch::kFloat64) : torch::zeros({}, ld.options());
+        loss = n == 0 ? ld : loss + ld;
+        teacher = n == 0 ? td : teacher + td;
+        grad_norm = n == 0 ? gd : grad_norm + gd;
+        ++n;
+    }
+};
+
+// The run's state between steps: history, the open log window, the time trained before this call.
+struct RunState {
+    std::vector<Row> hist;
+    Window window;
+    int64_t start = 0;
+    double elapsed_before = 0;
+};
+
+void resume_run(const FinetuneConfig& c, const RunFolder& f, Trainables& t, RunState& s) {
+    auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(c.device);
+    const fs::path src = fs::exists(f.ck / "progress.json") ? f.ck : f.ck_old;
+    const auto prog = json::parse(read_text_file((src / "progress.json").string()));
+    s.start = prog.at("step").get<int64_t>();
+    SURGEON_CHECK(s.start <= c.steps, "finetune: --resume: the checkpoint is at step {}, beyond steps {}", s.start, c.steps);
+    s.elapsed_before = prog.value("elapsed_s", 0.0);
+    s.window.n = prog.value("window_n", int64_t{0});
+    if (s.window.n > 0) {
+        s.window.loss = torch::tensor(prog.at("window_loss").get<double>(), f64);
+        s.window.teacher = torch::tensor(prog.at("window_teacher").get<double>(), f64);
+        s.window.grad_norm = torch::tensor(prog.at("window_grad_norm").get<double>(), f64);
+    }
+    auto st = load_safetensors((src / "state.safetensors").string());
+    torch::NoGradGuard ng;
+    for (auto& [n, p] : t.dit_sd) {
+        auto it = st.find("dit." + n);
+        SURGEON_CHECK(it != st.end(), "finetune: --resume: {} has no tensor dit.{}", src.string(), n);
+        p.copy_(it->second);
+    }
+    for (size_t i = 0; i < t.flat_names.size(); ++i) {
+        const std::string k = "opt." + t.flat_names[i] + ".";
+        if (!st.count(k + "exp_avg")) continue;  // checkpoint before the first step
+        t.opt->exp_avg_of(i).copy_(st.at(k + "exp_avg"));
+        t.opt->exp_avg_sq_of(i).copy_(st.at(k + "exp_avg_sq"));
+    }
+    t.opt->set_steps(prog.value("optimizer_steps", int64_t{0}));
+    auto h = st.at("history").to(torch::kFloat64).contiguous();
+    for (int64_t i = 0; i < h.size(0); ++i) {
+        Row r{};
+        for (int k = 0; k < 6; ++k) r[k] = h[i][k].item<double>();
+        s.hist.push_back(r);
+    }
+    if (c.progress)
+        std::fprintf(stderr, "finetune: resumed from %s at step %lld\n", src.string().c_str(), static_cast<long long>(s.start));
+}
+
+void save_run(const RunFolder& f, int64_t step, double elapsed, const Trainables& t, const RunState& s) {
+    TensorMap st;
+    for (const auto& [n, p] : t.dit_sd) st["dit." + n] = p.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    if (t.opt->steps() > 0)
+        for (size_t i = 0; i < t.flat_names.size(); ++i) {
+            const std::string k = "opt." + t.flat_names[i] + ".";
+            st[k + "exp_avg"] = t.opt->exp_avg_of(i).to(torch::kCPU).contiguous();
+            st[k + "exp_avg_sq"] = t.opt->exp_avg_sq_of(i).to(torch::kCPU).contiguous();
+        }
+    auto h = torch::zeros({static_cast<int64_t>(s.hist.size()), 6}, torch::kFloat64);
+    for (size_t i = 0; i < s.hist.size(); ++i)
+        for (int k = 0; k < 6; ++k) h[i][k] = s.hist[i][k];
+    st["history"] = h;
+    const Window& w = s.window;
+    json prog{{"step", step}, {"elapsed_s", elapsed}, {"optimizer_steps", t.opt->steps()}, {"window_n", w.n}};
+    if (w.n > 0) {
+        prog["window_loss"] = w.loss.item<double>();
+        prog["window_teacher"] = w.teacher.item<double>();
+        prog["window_grad_norm"] = w.grad_norm.item<double>();
+    }
+    atomic_write_dir(f.ck.string(), [&](const std::string& tmp) {
+        save_safetensors((fs::path(tmp) / "state.safetensors").string(), st);
+        atomic_write((fs::path(tmp) / "progress.json").string(), [&](std::ostream& o) { o << prog.dump() << "\n"; });
+    });
+    write_history(f.out.string(), s.hist);
+}
+
+// One optimiser step: the student's flow-matching term (+ the teacher's velocity term), backward, clip, AdamW.
+void train_step(const FinetuneConfig& c, const Stage3Hooks& h, Trainables& t, Window& w, const TrainBatch& b,
+                double lr) {
+    const FlowMatchingTerm fm = h.forward(b);
+    auto objective = fm.loss;
+    torch::Tensor tm;
+    if (c.teacher_weight > 0) {
+        torch::Tensor v_teacher;
+        {
+            torch::NoGradGuard ng;
+            v_teacher = h.teacher(b, fm);
+        }
+        tm = torch::mse_loss(fm.v, v_teacher);
+        objective = fm.loss + c.teacher_weight * tm;
+    }
+    t.opt->zero_grad();
+    objective.backward();
+    auto gn = t.opt->clip_grad_norm(c.grad_clip);
+    t.opt->step(lr);
+    w.add(fm.loss, tm, gn);
+}
+
+// Closes the log window at log steps (a history row; the loss must be finite); the progress line's text.
+std::string log_step(const FinetuneConfig& c, RunState& s, int64_t step, double lr, double elapsed) {
+    Window& w = s.window;
+    if ((step + 1) % c.log_every == 0 || step + 1 == c.steps) {
+        const double n = static_cast<double>(w.n);
+        const double l = w.loss.item<double>() / n;
+        SURGEON_CHECK(std::isfinite(l), "finetune: loss became {} in steps {}..{} (lower the learning rate?)", l,
+                      step + 2 - w.n, step + 1);
+        s.hist.push_back({static_cast<double>(step + 1), l, w.teacher.item<double>() / n, lr,
+                          w.grad_norm.item<double>() / n, elapsed});
+        w.n = 0;
+    }
+    if (s.hist.empty()) return "loss -";
+    return c.teacher_weight > 0 ? fmt::format("loss {:.4f} teacher {:.4f}", s.hist.back()[1], s.hist.back()[2])
+                                : fmt::format("loss {:.4f}", s.hist.back()[1]);
+}
+
+}  // namespace
+
 // ------------------------------------------------------------------------------------------------ the run
-FinetuneResult run_finetune(const FinetuneConfig& c, int64_t stop_after) {
-    // 1. Every value and path, before anything is loaded or written.
+FinetuneResult run_stage3(const FinetuneConfig& c, const Stage3Hooks& h, int64_t stop_after) {
     c.validate();
+    const RunFolder f = check_run_folder(c, {{"--student", c.student}, {"--teacher", c.teacher}});
+    WanModel dit = h.dit;
+    const AttentionPlan plan = plan_of(dit);
+    SURGEON_CHECK(plan.num_converted() > 0, "finetune: --student {}: its plan converts no block (a teacher, not a student)",
+                  c.student);
+    const auto names = finetune_trainable_names(dit, c.trainable);
+    SURGEON_CHECK(!names.empty(), "finetune: trainable '{}' selects no parameter of {}", c.trainable, c.student);
+
+    // The record (the first thing written).
+    fs::create_directories(f.out);
+    atomic_write(f.cfg_path.string(), [&](std::ostream& o) {
+        o << json{{"settings", c.settings_json()}, {"plan", plan.to_json()}, {"trainable_tensors", names.size()}}.dump(1)
+          << "\n";
+    });
+    if (h.prepare) h.prepare();
+    Trainables t = make_trainables(dit, names, c.weight_decay);
+    FinetuneResult res;
+    res.model_dir = (f.out / "model").string();
+    res.trainable_tensors = static_cast<int64_t>(names.size());
+    res.trainable_params = t.params;
+    if (c.progress)
+        std::fprintf(stderr, "finetune: trainable=%s: %lld tensors, %lld of %lld DiT parameters (%d of %zu blocks converted); text encoder frozen\n",
+                     c.trainable.c_str(), static_cast<long long>(res.trainable_tensors),
+                     static_cast<long long>(res.trainable_params), static_cast<long long>(t.total_params),
+                     static_cast<int>(plan.num_converted()), plan.blocks.size());
+    RunState s;
+    if (c.resume && f.has_run) resume_run(c, f, t, s);
+    auto export_model = [&]() {
+        torch::NoGradGuard ng;
+        atomic_write_dir(res.model_dir, [&](const std::string& tmp) { h.export_model(tmp); });
+    };
+
+    Progress bar("finetune", c.steps, c.progress, s.start);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto since_start = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    std::future<TrainBatch> next;
+    if (s.start < c.steps) next = std::async(std::launch::async, h.batch, s.start);
+    for (int64_t step = s.start; step < c.steps; ++step) {
+        TrainBatch b = next.get();
+        if (step + 1 < c.steps) next = std::async(std::launch::async, h.batch, step + 1);
+        const double lr = lr_at(c, step);
+        train_step(c, h, t, s.window, b, lr);
+        bar.update(step + 1, log_step(c, s, step, lr, s.elapsed_before + since_start()));
+        const bool timed_out = c.time_limit_s > 0 && since_start() >= c.time_limit_s;
+        const bool stop = ((stop_after > 0 && step + 1 >= stop_after) || timed_out) && step + 1 < c.steps;
+        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps || stop) {
+            save_run(f, step + 1, s.elapsed_before + since_start(), t, s);
+            export_model();
+        }
+        if (stop) {
+            if (next.valid()) next.wait();
+            bar.finish(fmt::format("stopped at step {}", step + 1));
+            res.steps_done = step + 1;
+            res.final_loss = s.hist.empty() ? 0.0 : s.hist.back()[1];
+            res.seconds = s.elapsed_before + since_start();
+            return res;
+        }
+    }
+    if (s.start >= c.steps && !fs::exists(fs::path(res.model_dir) / h.export_marker)) export_model();
+    res.steps_done = c.steps;
+    res.finished = true;
+    res.final_loss = s.hist.empty() ? 0.0 : s.hist.back()[1];
+    res.seconds = s.elapsed_before + since_start();
+    bar.finish(fmt::format("final loss {:.4f}", res.final_loss));
+    return res;
+}
+
+// ------------------------------------------------------------------------------------------------ synth teachers
+namespace {
+
+// The synth student (and teacher) of a run, loaded and checked before anything is written.
+struct SynthPair {
+    SynthModel student, teacher;
+};
+
+SynthPair load_synth_pair(const FinetuneConfig& c) {
     SURGEON_CHECK(is_synth_model_folder(c.student),
                   "finetune: --student {}: not a synth model folder (needs config.json, text_encoder.safetensors, surgeon.json)",
                   c.student);
@@ -203,261 +485,54 @@ FinetuneResult run_finetune(const FinetuneConfig& c, int64_t stop_after) {
     SURGEON_CHECK(c.teacher.empty() || is_synth_model_folder(c.teacher),
                   "finetune: --teacher {}: not a synth model folder (needs config.json, text_encoder.safetensors, surgeon.json)",
                   c.teacher);
-    const fs::path out = canon(c.out);
-    for (const auto& [flag, dir] : {std::pair<std::string, std::string>{"--student", c.student}, {"--teacher", c.teacher}}) {
-        if (dir.empty()) continue;
-        const fs::path d = canon(dir);
-        SURGEON_CHECK(!within(out, d) && !within(d, out), "finetune: --out {} must not be, lie inside or contain {} {}",
-                      c.out, flag, dir);
-    }
-    SURGEON_CHECK(!fs::exists(out) || fs::is_directory(out), "finetune: --out {} exists and is not a folder", c.out);
-    const fs::path ck = out / "checkpoint", ck_old = out / "checkpoint.old", cfg_path = out / "finetune_config.json";
-    const bool has_run = fs::exists(ck / "progress.json") || fs::exists(ck_old / "progress.json");
-    SURGEON_CHECK(c.resume || !has_run,
-                  "finetune: --out {} already holds a fine-tuning run (checkpoint/); --resume continues it, or choose another --out",
-                  c.out);
-    const json settings = c.settings_json();
-    if (c.resume && fs::exists(cfg_path)) {
-        json before;
-        try {
-            before = json::parse(read_text_file(cfg_path.string())).at("settings");
-        } catch (const json::exception& e) {
-            fail("finetune: --resume: {} is not a fine-tuning record ({})", cfg_path.string(), e.what());
-        }
-        for (const auto& [k, v] : settings.items())
-            SURGEON_CHECK(before.contains(k) && before[k] == v,
-                          "finetune: --resume with different settings: {} was {}, now {} (use the run's settings or another --out)",
-                          k, before.contains(k) ? before[k].dump() : std::string("absent"), v.dump());
-    }
-
-    // 2. Models.
-    const bool cuda = c.device.is_cuda();
-    SynthModel m = load_synth_model(c.student, torch::kCPU, Precision::Float32);
-    const AttentionPlan plan = plan_of(m.dit);
-    SURGEON_CHECK(plan.num_converted() > 0, "finetune: --student {}: its plan converts no block (a teacher, not a student)",
-                  c.student);
-    SynthModel teacher;
+    check_run_folder(c, {{"--student", c.student}, {"--teacher", c.teacher}});  // before any model is loaded
+    SynthPair p;
+    p.student = load_synth_model(c.student, torch::kCPU, Precision::Float32);
     if (!c.teacher.empty()) {
-        teacher = load_synth_model(c.teacher, torch::kCPU, Precision::Float32);
-        check_same_architecture(m, teacher, c.teacher);
-        teacher.to(c.device);
-        if (cuda) teacher.dit->set_precision(parse_precision(c.dtype), /*cast_weights=*/true);
-        teacher.dit->eval();
-        teacher.text_encoder->eval();
-        for (auto& p : teacher.dit->parameters()) p.set_requires_grad(false);
-        for (auto& p : teacher.text_encoder->parameters()) p.set_requires_grad(false);
+        p.teacher = load_synth_model(c.teacher, torch::kCPU, Precision::Float32);
+        check_same_architecture(p.student, p.teacher, c.teacher);
+        p.teacher.to(c.device);
+        if (c.device.is_cuda()) p.teacher.dit->set_precision(parse_precision(c.dtype), /*cast_weights=*/true);
+        p.teacher.dit->eval();
+        p.teacher.text_encoder->eval();
+        for (auto& q : p.teacher.dit->parameters()) q.set_requires_grad(false);
+        for (auto& q : p.teacher.text_encoder->parameters()) q.set_requires_grad(false);
     }
-    const auto names = finetune_trainable_names(m.dit, c.trainable);
-    SURGEON_CHECK(!names.empty(), "finetune: trainable '{}' selects no parameter of {}", c.trainable, c.student);
+    return p;
+}
 
-    // 3. The record (the first thing written).
-    fs::create_directories(out);
-    atomic_write(cfg_path.string(), [&](std::ostream& o) {
-        o << json{{"settings", settings}, {"plan", plan.to_json()}, {"trainable_tensors", names.size()}}.dump(1) << "\n";
-    });
+}  // namespace
 
-    m.to(c.device);
-    m.dit->set_precision(cuda ? parse_precision(c.dtype) : Precision::Float32, /*cast_weights=*/false);
-    m.dit->set_finite_checks(false);  // no host sync per step; the loss check catches divergence
-    m.dit->train();
-    m.text_encoder->eval();
-    for (auto& p : m.text_encoder->parameters()) p.set_requires_grad(false);  // frozen in every mode
-
-    TensorMap dit_sd = state_dict(*m.dit);  // the parameters themselves
-    std::vector<torch::Tensor> decay, no_decay;
-    std::vector<std::string> flat_names;  // FlatAdamW's order: decay first, then no-decay
-    {
-        std::vector<std::string> nd;
-        for (auto& [n, p] : dit_sd) p.set_requires_grad(false);
-        for (const auto& n : names) {
-            auto& p = dit_sd.at(n);
-            p.set_requires_grad(true);
-            if (p.dim() >= 2) {
-                decay.push_back(p);
-                flat_names.push_back(n);
-            } else {
-                no_decay.push_back(p);
-                nd.push_back(n);
-            }
-        }
-        flat_names.insert(flat_names.end(), nd.begin(), nd.end());
-    }
-    FinetuneResult res;
-    res.model_dir = (out / "model").string();
-    res.trainable_tensors = static_cast<int64_t>(names.size());
-    for (const auto& n : names) res.trainable_params += dit_sd.at(n).numel();
-    int64_t total_params = 0;
-    for (const auto& [n, p] : dit_sd) total_params += p.numel();
-    std::unique_ptr<FlatAdamW> opt;
-    {
-        torch::NoGradGuard ng;
-        opt = std::make_unique<FlatAdamW>(decay, no_decay, FlatAdamWOptions{0.9, 0.999, 1e-8, c.weight_decay});
-    }
-    dit_sd = state_dict(*m.dit);  // FlatAdamW re-pointed the trainable parameters at its buffer
-    if (c.progress)
-        std::fprintf(stderr, "finetune: trainable=%s: %lld tensors, %lld of %lld DiT parameters (%d of %zu blocks converted); text encoder frozen\n",
-                     c.trainable.c_str(), static_cast<long long>(res.trainable_tensors),
-                     static_cast<long long>(res.trainable_params), static_cast<long long>(total_params),
-                     static_cast<int>(plan.num_converted()), plan.blocks.size());
-
-    // 4. Resume.
-    std::vector<Row> hist;
-    int64_t start = 0;
-    double elapsed_before = 0;
-    torch::Tensor window_loss, window_tm, window_gn;  // float64 sums on the device
-    int64_t window_n = 0;
-    auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(c.device);
-    if (c.resume && has_run) {
-        const fs::path src = fs::exists(ck / "progress.json") ? ck : ck_old;
-        const auto prog = json::parse(read_text_file((src / "progress.json").string()));
-        start = prog.at("step").get<int64_t>();
-        SURGEON_CHECK(start <= c.steps, "finetune: --resume: the checkpoint is at step {}, beyond steps {}", start, c.steps);
-        elapsed_before = prog.value("elapsed_s", 0.0);
-        window_n = prog.value("window_n", int64_t{0});
-        if (window_n > 0) {
-            window_loss = torch::tensor(prog.at("window_loss").get<double>(), f64);
-            window_tm = torch::tensor(prog.at("window_teacher").get<double>(), f64);
-            window_gn = torch::tensor(prog.at("window_grad_norm").get<double>(), f64);
-        }
-        auto st = load_safetensors((src / "state.safetensors").string());
-        torch::NoGradGuard ng;
-        for (auto& [n, p] : dit_sd) {
-            auto it = st.find("dit." + n);
-            SURGEON_CHECK(it != st.end(), "finetune: --resume: {} has no tensor dit.{}", src.string(), n);
-            p.copy_(it->second);
-        }
-        for (size_t i = 0; i < flat_names.size(); ++i) {
-            const std::string k = "opt." + flat_names[i] + ".";
-            if (!st.count(k + "exp_avg")) continue;  // checkpoint before the first step
-            opt->exp_avg_of(i).copy_(st.at(k + "exp_avg"));
-            opt->exp_avg_sq_of(i).copy_(st.at(k + "exp_avg_sq"));
-        }
-        opt->set_steps(prog.value("optimizer_steps", int64_t{0}));
-        auto h = st.at("history").to(torch::kFloat64).contiguous();
-        for (int64_t i = 0; i < h.size(0); ++i) {
-            Row r{};
-            for (int k = 0; k < 6; ++k) r[k] = h[i][k].item<double>();
-            hist.push_back(r);
-        }
-        if (c.progress)
-            std::fprintf(stderr, "finetune: resumed from %s at step %lld\n", src.string().c_str(), static_cast<long long>(start));
-    }
-
-    auto save_checkpoint = [&](int64_t step, double elapsed) {
-        TensorMap st;
-        for (const auto& [n, p] : dit_sd) st["dit." + n] = p.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-        if (opt->steps() > 0)
-            for (size_t i = 0; i < flat_names.size(); ++i) {
-                const std::string k = "opt." + flat_names[i] + ".";
-                st[k + "exp_avg"] = opt->exp_avg_of(i).to(torch::kCPU).contiguous();
-                st[k + "exp_avg_sq"] = opt->exp_avg_sq_of(i).to(torch::kCPU).contiguous();
-            }
-        auto h = torch::zeros({static_cast<int64_t>(hist.size()), 6}, torch::kFloat64);
-        for (size_t i = 0; i < hist.size(); ++i)
-            for (int k = 0; k < 6; ++k) h[i][k] = hist[i][k];
-        st["history"] = h;
-        json prog{{"step", step}, {"elapsed_s", elapsed}, {"optimizer_steps", opt->steps()}, {"window_n", window_n}};
-        if (window_n > 0) {
-            prog["window_loss"] = window_loss.item<double>();
-            prog["window_teacher"] = window_tm.item<double>();
-            prog["window_grad_norm"] = window_gn.item<double>();
-        }
-        atomic_write_dir(ck.string(), [&](const std::string& tmp) {
-            save_safetensors((fs::path(tmp) / "state.safetensors").string(), st);
-            atomic_write((fs::path(tmp) / "progress.json").string(), [&](std::ostream& o) { o << prog.dump() << "\n"; });
-        });
-        write_history(out.string(), hist);
+FinetuneResult run_finetune(const FinetuneConfig& c, int64_t stop_after) {
+    c.validate();
+    auto p = std::make_shared<SynthPair>(load_synth_pair(c));
+    SynthModel& m = p->student;
+    auto data = std::make_shared<TrainConfig>(finetune_data_config(c, m));
+    auto pos = std::make_shared<torch::Tensor>();
+    Stage3Hooks h;
+    h.dit = m.dit;
+    h.prepare = [p, pos, &c]() {
+        SynthModel& m = p->student;
+        m.to(c.device);
+        m.dit->set_precision(c.device.is_cuda() ? parse_precision(c.dtype) : Precision::Float32, /*cast_weights=*/false);
+        m.dit->set_finite_checks(false);  // no host sync per step; the loss check catches divergence
+        m.dit->train();
+        m.text_encoder->eval();
+        for (auto& q : m.text_encoder->parameters()) q.set_requires_grad(false);  // frozen in every mode
+        *pos = m.condition(c.batch);  // position planes [B, 3, T, H, W] or undefined
     };
-    auto export_model = [&]() {
-        torch::NoGradGuard ng;
-        atomic_write_dir(res.model_dir, [&](const std::string& tmp) {
-            save_synth_model(m, tmp, c.save_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
-        });
+    h.batch = [data](int64_t step) { return make_train_batch(*data, step); };
+    h.forward = [p, data, pos, &c](const TrainBatch& b) { return flow_matching_term(p->student, *data, b, *pos, c.device); };
+    h.teacher = [p, pos](const TrainBatch& b, const FlowMatchingTerm& fm) {
+        SynthModel& t = p->teacher;
+        auto ids = t.tokenizer.encode_batch(b.prompts, t.settings.text_encoder.text_len).to(fm.xs.device());
+        return t.velocity(fm.xs, fm.sigma.view({-1}) * 1000.0, t.text_encoder->forward(ids), *pos);
     };
-
-    // 5. Training.
-    const TrainConfig data = finetune_data_config(c, m);
-    Progress bar("finetune", c.steps, c.progress, start);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto since_start = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    const torch::Tensor pos = m.condition(c.batch);  // position planes [B, 3, T, H, W] or undefined
-    const bool use_teacher = c.teacher_weight > 0;
-    std::future<TrainBatch> next;
-    if (start < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(data), start);
-    for (int64_t step = start; step < c.steps; ++step) {
-        TrainBatch b = next.get();
-        if (step + 1 < c.steps) next = std::async(std::launch::async, make_train_batch, std::cref(data), step + 1);
-        const double lr = lr_at(c, step);
-        auto x0 = b.videos.to(c.device, /*non_blocking=*/true);  // [B, 3, T, H, W]
-        auto eps = b.eps.to(c.device, /*non_blocking=*/true);    // [B, 3, T, H, W]
-        auto sigma = b.sigma.to(c.device).view({-1, 1, 1, 1, 1});
-        auto xs = (1 - sigma) * x0 + sigma * eps;
-        auto t = sigma.view({-1}) * 1000.0;
-        torch::Tensor ctx, v_teacher;
-        {
-            torch::NoGradGuard ng;
-            auto ids = m.tokenizer.encode_batch(b.prompts, m.settings.text_encoder.text_len).to(c.device);
-            ctx = m.text_encoder->forward(ids);  // [B, text_len, text_dim]
-            if (use_teacher) {
-                auto tids = teacher.tokenizer.encode_batch(b.prompts, teacher.settings.text_encoder.text_len).to(c.device);
-                v_teacher = teacher.velocity(xs, t, teacher.text_encoder->forward(tids), pos);
-            }
-        }
-        auto v = m.velocity(xs, t, ctx, pos);
-        auto loss = torch::mse_loss(v, eps - x0);
-        auto objective = loss;
-        torch::Tensor tm;
-        if (use_teacher) {
-            tm = torch::mse_loss(v, v_teacher);
-            objective = loss + c.teacher_weight * tm;
-        }
-        opt->zero_grad();
-        objective.backward();
-        auto gn = opt->clip_grad_norm(c.grad_clip);
-        opt->step(lr);
-        {
-            torch::NoGradGuard ng;
-            auto ld = loss.detach().to(torch::kFloat64), gd = gn.detach().to(ld.device(), torch::kFloat64);
-            auto td = use_teacher ? tm.detach().to(torch::kFloat64) : torch::zeros({}, ld.options());
-            window_loss = window_n == 0 ? ld : window_loss + ld;
-            window_tm = window_n == 0 ? td : window_tm + td;
-            window_gn = window_n == 0 ? gd : window_gn + gd;
-            ++window_n;
-        }
-        if ((step + 1) % c.log_every == 0 || step + 1 == c.steps) {
-            const double n = static_cast<double>(window_n);
-            const double l = window_loss.item<double>() / n;
-            SURGEON_CHECK(std::isfinite(l), "finetune: loss became {} in steps {}..{} (lower the learning rate?)", l,
-                          step + 2 - window_n, step + 1);
-            hist.push_back({static_cast<double>(step + 1), l, window_tm.item<double>() / n, lr,
-                            window_gn.item<double>() / n, elapsed_before + since_start()});
-            window_n = 0;
-        }
-        bar.update(step + 1, hist.empty() ? std::string("loss -")
-                                          : use_teacher ? fmt::format("loss {:.4f} teacher {:.4f}", hist.back()[1], hist.back()[2])
-                                                        : fmt::format("loss {:.4f}", hist.back()[1]));
-        const bool timed_out = c.time_limit_s > 0 && since_start() >= c.time_limit_s;
-        const bool stop = ((stop_after > 0 && step + 1 >= stop_after) || timed_out) && step + 1 < c.steps;
-        if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps || stop) {
-            save_checkpoint(step + 1, elapsed_before + since_start());
-            export_model();
-        }
-        if (stop) {
-            if (next.valid()) next.wait();
-            bar.finish(fmt::format("stopped at step {}", step + 1));
-            res.steps_done = step + 1;
-            res.final_loss = hist.empty() ? 0.0 : hist.back()[1];
-            res.seconds = elapsed_before + since_start();
-            return res;
-        }
-    }
-    if (start >= c.steps && !fs::exists(fs::path(res.model_dir) / "surgeon.json")) export_model();
-    res.steps_done = c.steps;
-    res.finished = true;
-    res.final_loss = hist.empty() ? 0.0 : hist.back()[1];
-    res.seconds = elapsed_before + since_start();
-    bar.finish(fmt::format("final loss {:.4f}", res.final_loss));
-    return res;
+    h.export_model = [p, &c](const std::string& dir) {
+        save_synth_model(p->student, dir, c.save_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+    };
+    h.export_marker = "surgeon.json";
+    return run_stage3(c, h, stop_after);
 }
 
 }  // namespace surgeon

@@ -4,8 +4,10 @@
 // SynthBench's, logit-normal sigma, CFG dropout) — optionally plus matching a frozen teacher's velocity on the
 // same noisy clips: loss = fm + teacher_weight * ||v_student - v_teacher||^2.
 //
-// Lives in src/pipelines (not src/surgery): it needs the synth models and the trainer's data stream, and
-// surgeon_pipelines depends on surgeon_surgery, not the other way round.
+// One loop for every teacher (run_stage3): the teacher kind supplies the data stream, the student's
+// flow-matching term and the teacher's velocity (Stage3Hooks); optimiser, schedule, checkpoints, resume, log and
+// export are shared. run_finetune is the synth front end (the trainer's make_train_batch and flow_matching_term);
+// the Wan front end lives with the surgery on Wan teachers. Part of surgeon_surgery (above src/pipelines).
 //
 // What trains (`trainable`; the text encoder is frozen in every mode):
 //   all        every DiT parameter
@@ -33,6 +35,9 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
+#include "pipelines/train_losses.h"
 #include "pipelines/trainer.h"
 
 namespace surgeon {
@@ -73,7 +78,23 @@ struct FinetuneResult {
     int64_t trainable_params = 0, trainable_tensors = 0;
 };
 
-// Runs (or with config.resume, continues) a fine-tuning run. `stop_after` > 0 ends it after that many steps
+// What a teacher kind gives the stage-3 loop. Every function is called on the loop's thread except `batch`, which
+// runs one step ahead on a prefetch thread (it must depend on the step only).
+struct Stage3Hooks {
+    WanModel dit{nullptr};                                   // the student's DiT: the parameters that train
+    std::function<void()> prepare;                           // after the record: device, precision, train mode
+    std::function<TrainBatch(int64_t step)> batch;           // data of step s: x0 (videos or latents), eps, sigma
+    std::function<FlowMatchingTerm(const TrainBatch&)> forward;  // the student's term (v, loss; xs and sigma kept)
+    // The frozen teacher's velocity at fm.xs (called under NoGradGuard; only with teacher_weight > 0).
+    std::function<torch::Tensor(const TrainBatch&, const FlowMatchingTerm& fm)> teacher;
+    std::function<void(const std::string& dir)> export_model;  // writes the student folder into `dir`
+    std::string export_marker;  // a file every exported folder holds (a finished run re-exports when it is missing)
+};
+
+// The loop: record, FlatAdamW over `trainable`, warm-up + cosine, clipping, checkpoints, exact resume, export.
+FinetuneResult run_stage3(const FinetuneConfig& config, const Stage3Hooks& hooks, int64_t stop_after = -1);
+
+// Runs (or with config.resume, continues) a fine-tuning run of a synth student. `stop_after` > 0 ends it after that many steps
 // with a checkpoint, as a kill right after a checkpoint would (tests of exact resume).
 FinetuneResult run_finetune(const FinetuneConfig& config, int64_t stop_after = -1);
 

@@ -1,10 +1,10 @@
 // The student door: load a teacher or student under a plan with phi, and write student folders.
-#include "pipelines/student.h"
+#include "surgery/student.h"
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "surgery/attention_swap.h"
-#include "surgery/distill.h"
+#include "surgery/stage1_trainer.h"
 
 namespace surgeon {
 

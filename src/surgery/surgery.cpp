@@ -1,5 +1,5 @@
 // `surgeon surgery`: stages 1 -> 2 -> student -> 3 -> report, each skipped when its output exists.
-#include "pipelines/surgery.h"
+#include "surgery/surgery.h"
 
 #include <fmt/format.h>
 
@@ -14,12 +14,12 @@
 #include "core/plot.h"
 #include "core/video_io.h"
 #include "model/model_io.h"
-#include "pipelines/distill_synth.h"
-#include "pipelines/stage3_finetune.h"
-#include "pipelines/student.h"
+#include "surgery/stage1_run.h"
+#include "surgery/stage3_finetune.h"
+#include "surgery/student.h"
 #include "pipelines/synthbench_eval.h"
 #include "surgery/attention_swap.h"
-#include "surgery/rate_selection.h"
+#include "surgery/stage2_rate_selection.h"
 #include "world/fidelity.h"
 
 namespace surgeon {
@@ -191,6 +191,158 @@ std::string report_markdown(const json& r) {
     return s;
 }
 
+
+// Stage 1 into work/stage1 (skipped when its table exists, resumed from its checkpoint); returns that folder.
+std::string stage1_step(const SurgeryConfig& c, const Preset& p, const std::string& work) {
+    std::string options = c.options;
+    if (options.empty()) {
+        options = work + "/options.json";
+        const char* text = c.preset == "quick" ? kQuickOptions : kDefaultOptions;
+        if (!file_exists(options)) atomic_write(options, [&](std::ostream& o) { o << text << "\n"; });
+    }
+    const std::string stage1 = work + "/stage1";
+    if (file_exists(stage1 + "/block_errors.json")) return stage1;
+    DistillRunConfig d;
+    d.model = c.teacher;
+    d.options = options;
+    d.out = stage1;
+    d.prompts = p.prompts;
+    d.heldout_prompts = p.heldout;
+    d.batch = p.batch;
+    d.updates = p.updates;
+    d.sample_steps = p.sample_steps;
+    d.train.queries = p.queries;
+    d.train.rows = p.rows;
+    d.heldout_queries = p.heldout_queries;
+    d.train.lr = 2e-3;
+    d.device = torch::Device(c.device);
+    d.progress = c.progress;
+    d.resume = file_exists(stage1 + "/checkpoint/progress.json");
+    run_distill(d);
+    return stage1;
+}
+
+// Stage 2's inputs and choice: the tables, the teacher's config and token grid, the selection at the budget.
+struct Stage2 {
+    BlockErrorTable table, table_init;
+    WanConfig cfg;
+    TokenGrid grid;
+    RateSelection sel;
+    PlanFlops flops;
+};
+
+Stage2 stage2_step(const SurgeryConfig& c, const std::string& stage1) {
+    Stage2 s;
+    s.table = BlockErrorTable::load(stage1 + "/block_errors.json");
+    s.table_init = BlockErrorTable::load(stage1 + "/block_errors_init.json");
+    s.cfg = read_model_config(find_model_folder(c.teacher));
+    const auto synth = load_synth_model(c.teacher);
+    const auto& size = synth.settings.size;
+    s.grid = token_grid(s.cfg, size.frames, size.height, size.width);
+    s.sel = select_rates(s.table, s.cfg, s.grid, c.budget);
+    s.flops = plan_attention_flops(s.sel.plan, s.cfg.num_heads, s.cfg.head_dim(), s.grid);
+    return s;
+}
+
+// The quality curve: per budget the knapsack plan and the best uniform one (their stage-1 error, and with the
+// preset's curve samples a student of each, fine-tuned briefly and scored), and the plot's series.
+struct Curve {
+    json points = json::array();
+    std::vector<Series> series;
+};
+
+Curve curve_step(const SurgeryConfig& c, const Preset& p, const Stage2& s2, const std::string& stage1,
+                 const std::string& work) {
+    Curve out;
+    std::vector<double> kx, ky, ux, uy;
+    const auto& cfg = s2.cfg;
+    for (double f : p.curve.empty() ? std::vector<double>{0.15, 0.25, 0.5, 0.75} : p.curve) {
+        RateSelection s;
+        try {
+            s = select_rates(s2.table, cfg, s2.grid, f);
+        } catch (const Error& e) {  // no choice of options reaches this budget: a gap in the curve
+            out.points.push_back({{"name", fmt::format("knapsack {:.0f}%", 100 * f)}, {"budget", f}, {"reachable", false}});
+            continue;
+        }
+        std::vector<std::pair<std::string, KnapsackSolution>> plans = {{fmt::format("knapsack {:.0f}%", 100 * f), s.solution}};
+        if (s.uniform) plans.push_back({fmt::format("uniform {} {:.0f}%", s.uniform_option, 100 * f), *s.uniform});
+        for (const auto& [name, sol] : plans) {
+            const auto plan = plan_from_choice(s2.table, sol.choice);
+            json pt = {{"name", name}, {"budget", f}, {"error", sol.error},
+                       {"flops_fraction", plan_attention_flops(plan, cfg.num_heads, cfg.head_dim(), s2.grid).fraction()}};
+            if (!p.curve.empty() && p.curve_samples > 0) {
+                const std::string dir = work + fmt::format("/curve/{}", name.substr(0, name.find(' ')) +
+                                                                            fmt::format("{:.0f}", 100 * f));
+                const auto m = make_student(c, plan, stage1, dir,
+                                            {p.curve_finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
+                pt["score"] = evaluate(m, p, p.curve_samples, c).json["score"];
+            }
+            const bool knap = name.rfind("knapsack", 0) == 0;
+            const double y = pt.contains("score") ? pt["score"].get<double>() : sol.error;
+            (knap ? kx : ux).push_back(pt["flops_fraction"].get<double>());
+            (knap ? ky : uy).push_back(y);
+            out.points.push_back(pt);
+        }
+    }
+    out.series = {{"knapsack", kx, ky, {0.8f, -0.6f, -0.6f}, true, true},
+                  {"uniform", ux, uy, {-0.6f, -0.4f, 0.8f}, false, true}};
+    return out;
+}
+
+// Ablations on the same prompts (full preset): the chosen plan without stage 3, and also without stage 1 (phi
+// drawn from the seed, scale at its construction value).
+json ablation_step(const SurgeryConfig& c, const Preset& p, const AttentionPlan& plan, const std::string& work) {
+    json ablations = json::object();
+    if (p.curve_samples > 0 && plan.num_converted() > 0 && p.finetune_steps > 0) {
+        ablations["no_stage3"] = evaluate(work + "/main/student-init", p, p.eval_samples, c).json["score"];
+        const std::string seeded = work + "/ablation-no-stage1";
+        if (!file_exists(seeded + "/plan.json"))
+            write_student(c.teacher, StudentSpec{work + "/main/plan.json", "", 0}, seeded);
+        ablations["no_stage1_no_stage3"] = evaluate(seeded, p, p.eval_samples, c).json["score"];
+    }
+    return ablations;
+}
+
+json report_json(const SurgeryConfig& c, const Preset& p, const Stage2& s2, const EvalReport& teacher_eval,
+                 const EvalReport& student_eval, const Curve& curve, const json& ablations, const json& seconds) {
+    const auto [psnr, ssim] = fidelity(student_eval, teacher_eval);
+    const double ts = teacher_eval.json["score"].get<double>(), ss = student_eval.json["score"].get<double>();
+    const auto& sel = s2.sel;
+    json r;
+    r["teacher_dir"] = c.teacher;
+    r["preset"] = c.preset;
+    r["budget"] = c.budget;
+    r["attention_flops_fraction"] = s2.flops.fraction();
+    r["plan"] = plan_rows(sel.plan, s2.flops);
+    r["knapsack"] = {{"error", sel.solution.error}, {"optimal", sel.solution.optimal}};
+    if (sel.uniform) r["uniform"] = {{"option", sel.uniform_option}, {"error", sel.uniform->error}};
+    r["eval_samples"] = p.eval_samples;
+    r["teacher"] = {{"score", ts}, {"metrics", teacher_eval.json["metrics"]}};
+    r["student"] = {{"score", ss}, {"relative_score", ts > 0 ? ss / ts : 0.0}, {"metrics", student_eval.json["metrics"]},
+                    {"psnr", psnr}, {"ssim", ssim}};
+    r["stage1"] = {{"errors", s2.table.to_json()["errors"]}, {"errors_init", s2.table_init.to_json()["errors"]}};
+    r["curve"] = curve.points;
+    r["curve_y"] = p.curve.empty() || p.curve_samples == 0 ? "stage-1 summed held-out error (proxy; no SynthBench)"
+                                                           : "SynthBench score";
+    r["sampling"] = teacher_eval.json["sampling"];
+    r["seconds"] = seconds;
+    r["ablations"] = ablations;
+    return r;
+}
+
+void write_report(const SurgeryConfig& c, const json& r, const std::string& stage1, const EvalReport& teacher_eval,
+                  const EvalReport& student_eval, const Curve& curve) {
+    atomic_write(c.out + "/report.json", [&](std::ostream& o) { o << r.dump(1) << "\n"; });
+    atomic_write(c.out + "/report.md", [&](std::ostream& o) { o << report_markdown(r); });
+    fs::copy_file(stage1 + "/errors.png", c.out + "/errors.png", fs::copy_options::overwrite_existing);
+    write_sheet(teacher_eval, student_eval, c.out + "/sheet.png");
+    SeriesPlotOptions po;
+    po.title = "quality vs attention FLOPs";
+    po.x_label = "attention FLOPs / teacher";
+    po.y_label = r["curve_y"].get<std::string>();
+    write_png(c.out + "/curve.png", render_series_plot(curve.series, po));
+}
+
 }  // namespace
 
 void SurgeryConfig::validate() const {
@@ -214,51 +366,15 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     fs::create_directories(work);
     json seconds = {{"stage1", 0.0}, {"stage3", 0.0}, {"report", 0.0}};
 
-    // Stage 1.
     auto t0 = std::chrono::steady_clock::now();
-    std::string options = c.options;
-    if (options.empty()) {
-        options = work + "/options.json";
-        const char* text = c.preset == "quick" ? kQuickOptions : kDefaultOptions;
-        if (!file_exists(options)) atomic_write(options, [&](std::ostream& o) { o << text << "\n"; });
-    }
-    const std::string stage1 = work + "/stage1";
-    if (!file_exists(stage1 + "/block_errors.json")) {
-        DistillRunConfig d;
-        d.model = c.teacher;
-        d.options = options;
-        d.out = stage1;
-        d.prompts = p.prompts;
-        d.heldout_prompts = p.heldout;
-        d.batch = p.batch;
-        d.updates = p.updates;
-        d.sample_steps = p.sample_steps;
-        d.train.queries = p.queries;
-        d.train.rows = p.rows;
-        d.heldout_queries = p.heldout_queries;
-        d.train.lr = 2e-3;
-        d.device = torch::Device(c.device);
-        d.progress = c.progress;
-        d.resume = file_exists(stage1 + "/checkpoint/progress.json");
-        run_distill(d);
-    }
+    const std::string stage1 = stage1_step(c, p, work);
     seconds["stage1"] = seconds_since(t0);
 
-    // Stage 2: the knapsack at the budget, and the curve's plans.
-    const auto table = BlockErrorTable::load(stage1 + "/block_errors.json");
-    const auto table_init = BlockErrorTable::load(stage1 + "/block_errors_init.json");
-    const auto cfg = read_model_config(find_model_folder(c.teacher));
-    const auto synth = load_synth_model(c.teacher);
-    const auto& size = synth.settings.size;
-    const TokenGrid grid = token_grid(cfg, size.frames, size.height, size.width);
-    const auto sel = select_rates(table, cfg, grid, c.budget);
-    const auto flops = plan_attention_flops(sel.plan, cfg.num_heads, cfg.head_dim(), grid);
+    const Stage2 s2 = stage2_step(c, stage1);  // the knapsack at the budget
 
-    // Stage 3 on the chosen student.
     t0 = std::chrono::steady_clock::now();
-    const std::string student =
-        make_student(c, sel.plan, stage1, work + "/main",
-                     {p.finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
+    const std::string student = make_student(c, s2.sel.plan, stage1, work + "/main",
+                                             {p.finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
     seconds["stage3"] = seconds_since(t0);
 
     // The student itself in OUT (in the teacher checkpoint's dtype), then the report on that very artifact.
@@ -269,81 +385,12 @@ SurgeryResult run_surgery(const SurgeryConfig& c) {
     t0 = std::chrono::steady_clock::now();
     const auto teacher_eval = evaluate(c.teacher, p, p.eval_samples, c);
     const auto student_eval = evaluate(c.out, p, p.eval_samples, c);
-    // Ablations on the same prompts (full preset): the chosen plan without stage 3, and also without stage 1 (phi
-    // drawn from the seed, scale at its construction value).
-    json ablations = json::object();
-    if (p.curve_samples > 0 && sel.plan.num_converted() > 0 && p.finetune_steps > 0) {
-        ablations["no_stage3"] = evaluate(work + "/main/student-init", p, p.eval_samples, c).json["score"];
-        const std::string seeded = work + "/ablation-no-stage1";
-        if (!file_exists(seeded + "/plan.json"))
-            write_student(c.teacher, StudentSpec{work + "/main/plan.json", "", 0}, seeded);
-        ablations["no_stage1_no_stage3"] = evaluate(seeded, p, p.eval_samples, c).json["score"];
-    }
-    const auto [psnr, ssim] = fidelity(student_eval, teacher_eval);
-    const double ts = teacher_eval.json["score"].get<double>(), ss = student_eval.json["score"].get<double>();
-    json curve = json::array();
-    std::vector<double> kx, ky, ux, uy;
-    for (double f : p.curve.empty() ? std::vector<double>{0.15, 0.25, 0.5, 0.75} : p.curve) {
-        RateSelection s;
-        try {
-            s = select_rates(table, cfg, grid, f);
-        } catch (const Error& e) {  // no choice of options reaches this budget: a gap in the curve
-            curve.push_back({{"name", fmt::format("knapsack {:.0f}%", 100 * f)}, {"budget", f}, {"reachable", false}});
-            continue;
-        }
-        std::vector<std::pair<std::string, KnapsackSolution>> plans = {{fmt::format("knapsack {:.0f}%", 100 * f), s.solution}};
-        if (s.uniform) plans.push_back({fmt::format("uniform {} {:.0f}%", s.uniform_option, 100 * f), *s.uniform});
-        for (const auto& [name, sol] : plans) {
-            const auto plan = plan_from_choice(table, sol.choice);
-            json pt = {{"name", name}, {"budget", f}, {"error", sol.error},
-                       {"flops_fraction", plan_attention_flops(plan, cfg.num_heads, cfg.head_dim(), grid).fraction()}};
-            if (!p.curve.empty() && p.curve_samples > 0) {
-                const std::string dir = work + fmt::format("/curve/{}", name.substr(0, name.find(' ')) +
-                                                                            fmt::format("{:.0f}", 100 * f));
-                const auto m = make_student(c, plan, stage1, dir,
-                                            {p.curve_finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
-                pt["score"] = evaluate(m, p, p.curve_samples, c).json["score"];
-            }
-            const bool knap = name.rfind("knapsack", 0) == 0;
-            const double y = pt.contains("score") ? pt["score"].get<double>() : sol.error;
-            (knap ? kx : ux).push_back(pt["flops_fraction"].get<double>());
-            (knap ? ky : uy).push_back(y);
-            curve.push_back(pt);
-        }
-    }
+    const json ablations = ablation_step(c, p, s2.sel.plan, work);
+    const Curve curve = curve_step(c, p, s2, stage1, work);
     seconds["report"] = seconds_since(t0);
 
-    json r;
-    r["teacher_dir"] = c.teacher;
-    r["preset"] = c.preset;
-    r["budget"] = c.budget;
-    r["attention_flops_fraction"] = flops.fraction();
-    r["plan"] = plan_rows(sel.plan, flops);
-    r["knapsack"] = {{"error", sel.solution.error}, {"optimal", sel.solution.optimal}};
-    if (sel.uniform) r["uniform"] = {{"option", sel.uniform_option}, {"error", sel.uniform->error}};
-    r["eval_samples"] = p.eval_samples;
-    r["teacher"] = {{"score", ts}, {"metrics", teacher_eval.json["metrics"]}};
-    r["student"] = {{"score", ss}, {"relative_score", ts > 0 ? ss / ts : 0.0}, {"metrics", student_eval.json["metrics"]},
-                    {"psnr", psnr}, {"ssim", ssim}};
-    r["stage1"] = {{"errors", table.to_json()["errors"]}, {"errors_init", table_init.to_json()["errors"]}};
-    r["curve"] = curve;
-    r["curve_y"] = p.curve.empty() || p.curve_samples == 0 ? "stage-1 summed held-out error (proxy; no SynthBench)"
-                                                           : "SynthBench score";
-    r["sampling"] = teacher_eval.json["sampling"];
-    r["seconds"] = seconds;
-
-    r["ablations"] = ablations;
-    atomic_write(c.out + "/report.json", [&](std::ostream& o) { o << r.dump(1) << "\n"; });
-    atomic_write(c.out + "/report.md", [&](std::ostream& o) { o << report_markdown(r); });
-    fs::copy_file(stage1 + "/errors.png", c.out + "/errors.png", fs::copy_options::overwrite_existing);
-    write_sheet(teacher_eval, student_eval, c.out + "/sheet.png");
-    SeriesPlotOptions po;
-    po.title = "quality vs attention FLOPs";
-    po.x_label = "attention FLOPs / teacher";
-    po.y_label = r["curve_y"].get<std::string>();
-    std::vector<Series> series = {{"knapsack", kx, ky, {0.8f, -0.6f, -0.6f}, true, true},
-                                  {"uniform", ux, uy, {-0.6f, -0.4f, 0.8f}, false, true}};
-    write_png(c.out + "/curve.png", render_series_plot(series, po));
+    const json r = report_json(c, p, s2, teacher_eval, student_eval, curve, ablations, seconds);
+    write_report(c, r, stage1, teacher_eval, student_eval, curve);
     return {r};
 }
 

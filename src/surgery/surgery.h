@@ -1,6 +1,6 @@
 // `surgeon surgery`: the whole recipe of method.md §5 on a synth teacher, resumable as a whole.
-//   stage 1  work/stage1/   distil every (block, option) along the teacher's sampling trajectories (distill_synth.h)
-//   stage 2  work/plan.json multiple-choice knapsack under the attention-FLOPs budget (surgery/rate_selection.h)
+//   stage 1  work/stage1/   distil every (block, option) along the teacher's sampling trajectories (stage1_run.h)
+//   stage 2  work/plan.json multiple-choice knapsack under the attention-FLOPs budget (stage2_rate_selection.h)
 //   student  work/student-init/  teacher weights + distilled phi + plan (student.h)
 //   stage 3  work/stage3/   fine-tuning with flow matching on the world's videos (stage3_finetune.h)
 //   report   the student itself in OUT (a model folder: `surgeon generate --model OUT` runs it), report.json,

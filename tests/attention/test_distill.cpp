@@ -5,7 +5,7 @@
 #include "attention/softmax_attention.h"
 #include "core/error.h"
 #include "model/model_io.h"
-#include "surgery/distill.h"
+#include "surgery/stage1_trainer.h"
 #include "testing/testing.h"
 
 namespace surgeon {

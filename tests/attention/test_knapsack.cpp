@@ -10,8 +10,8 @@
 #include "core/fs.h"
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
-#include "surgery/knapsack.h"
-#include "surgery/rate_selection.h"
+#include "surgery/stage2_knapsack.h"
+#include "surgery/stage2_rate_selection.h"
 #include "testing/testing.h"
 
 namespace surgeon {

@@ -7,7 +7,7 @@
 #include "attention/cost_model.h"
 #include "core/fs.h"
 #include "model/model_io.h"
-#include "pipelines/student.h"
+#include "surgery/student.h"
 #include "surgery/attention_swap.h"
 #include "testing/testing.h"
 #include "world/prompt.h"

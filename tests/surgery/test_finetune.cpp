@@ -1,4 +1,4 @@
-// Stage 3 (pipelines/stage3_finetune.h) on a tiny synth teacher and a student of it, on the CPU: the loss falls
+// Stage 3 (surgery/stage3_finetune.h) on a tiny synth teacher and a student of it, on the CPU: the loss falls
 // on held-out batches, each trainable set changes exactly its tensors (the text encoder never), a stopped and
 // resumed run equals an uninterrupted one bitwise, and bad inputs are refused in one line before any work.
 #include <ATen/Parallel.h>
@@ -12,7 +12,7 @@
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "model/model_io.h"
-#include "pipelines/stage3_finetune.h"
+#include "surgery/stage3_finetune.h"
 #include "pipelines/trainer.h"
 #include "surgery/attention_swap.h"
 #include "testing/testing.h"
