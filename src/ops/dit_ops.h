@@ -2,7 +2,7 @@
 // and modulation; bf16 GEMMs). Each op has a slow twin (`Reference`): the torch composite the model ran before,
 // value for value. `Fast` takes the CUDA kernel (kernels/dit_kernels.h) or cuBLASLt's GELU epilogue where they
 // apply and falls back to the twin elsewhere. Inference only (no autograd).
-// Run-time switch: SURGEON_DIT_FUSED=all|none|<list of norm,qk,gelu> (default all), or set_dit_fusion().
+// Run-time switch: SURGEON_DIT_FUSED=all|none|<list of norm,qk,gelu> (default none until verified on a GPU), or set_dit_fusion().
 // Tests: tests/model/test_dit_fused.cpp (twins on the CPU), tests/gpu/test_dit_kernels.cpp (kernels vs twins).
 #pragma once
 #include <torch/torch.h>
@@ -24,7 +24,7 @@ struct DitFusion {
 // "all" | "none" | comma-separated subset of "norm,qk,gelu" (e.g. "norm,gelu"); throws on anything else.
 DitFusion parse_dit_fusion(const std::string& s);
 std::string to_string(const DitFusion& f);
-// The process-wide setting: SURGEON_DIT_FUSED from the environment on first use (default "all").
+// The process-wide setting: SURGEON_DIT_FUSED from the environment on first use (default "none" until verified on a GPU).
 DitFusion dit_fusion();
 void set_dit_fusion(const DitFusion& f);
 

@@ -9,9 +9,8 @@
 #include "model/model_io.h"
 #include "surgery/student.h"
 #include "surgery/attention_swap.h"
+#include "testing/held_out_denoise.h"
 #include "testing/testing.h"
-#include "world/prompt.h"
-#include "world/world.h"
 
 using namespace surgeon;
 namespace fs = std::filesystem;
@@ -21,17 +20,7 @@ const std::string kStudent = std::string(SURGEON_SOURCE_DIR) + "/models/synth-st
 const std::string kTeacher = std::string(SURGEON_SOURCE_DIR) + "/models/synth-teacher";
 
 // Mean squared error of the one-step x0 prediction at sigma 0.5 on a held-out clip (the bundled teacher's test).
-double denoise_mse(SynthModel& m) {
-    m.dit->eval();
-    torch::NoGradGuard ng;
-    const auto spec = world::sample_spec(world::eval_world_seed(500000));
-    auto x0 = world::render(spec, m.settings.size).unsqueeze(0);
-    auto eps = m.noise(11);
-    const double s = 0.5;
-    auto xs = (1 - s) * x0 + s * eps;
-    auto v = m.velocity(xs, torch::full({1}, 1000.0 * s), m.encode({world::prompt(spec)}));
-    return (xs - s * v - x0).pow(2).mean().item<double>();
-}
+double denoise_mse(SynthModel& m) { return surgeon::testing::held_out_denoise(m).denoised; }
 }  // namespace
 
 TEST(BundledStudent, LoadsUnderItsOwnPlanWithinItsBudget) {
@@ -50,11 +39,15 @@ TEST(BundledStudent, LoadsUnderItsOwnPlanWithinItsBudget) {
     EXPECT_TRUE(report["teacher"].contains("score"));
     // The same plan under another entry must not reuse these phi (the door refuses).
     auto other = plan;
-    for (auto& e : other.blocks)
-        if (e.kind == AttentionKind::Linear) {
+    for (auto& e : other.blocks)  // every converted block to another hybrid entry (same feature map)
+        if (e.kind != AttentionKind::Softmax) {
+            e.rate = e.kind == AttentionKind::Hybrid && e.rate == 2 ? 4 : 2;
             e.kind = AttentionKind::Hybrid;
-            e.rate = 2;
+            e.chunk = 1;
+            e.overlap = 0;
+            e.causal = false;
         }
+    ASSERT_FALSE(other == plan);
     const auto tmp = surgeon::testing::temp_dir("student_other_plan");
     other.save(tmp + "/other.json");
     EXPECT_NE(surgeon::testing::error_of([&] { load_synth_student(kStudent, StudentSpec{tmp + "/other.json", "", 0}); })
