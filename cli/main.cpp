@@ -1,14 +1,9 @@
 // The `surgeon` command-line program: dispatch, and the one place that turns errors into a single line
 // on stderr and a non-zero exit code.
-#include <c10/util/Exception.h>
-
-#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <iostream>
 
 #include "cli/commands.h"
-#include "core/error.h"
+#include "cli/error_report.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"surgeon: attention surgery for Wan2.1 video diffusion transformers"};
@@ -46,25 +41,13 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);  // --help
-        std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-        return 2;
-    } catch (const surgeon::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    } catch (const c10::Error& e) {
-        std::string msg = e.what_without_backtrace();
-        std::replace(msg.begin(), msg.end(), '\n', ' ');
-        std::fprintf(stderr, "error: %s\n", msg.c_str());
-        return 1;
-    } catch (const std::filesystem::filesystem_error& e) {  // "filesystem error: ..." -> the paths and the OS reason
-        std::string paths = e.path1().string() + (e.path2().empty() ? "" : " -> " + e.path2().string());
-        std::fprintf(stderr, "error: %s: %s\n", paths.c_str(), e.code().message().c_str());
-        return 1;
-    } catch (const std::exception& e) {
-        std::string msg = e.what();
-        std::replace(msg.begin(), msg.end(), '\n', ' ');
-        std::fprintf(stderr, "error: %s\n", msg.c_str());
-        return 1;
+        const auto r = report_exception(std::current_exception());
+        std::fprintf(stderr, "error: %s\n", r.line.c_str());
+        return r.exit_code;
+    } catch (...) {
+        const auto r = report_exception(std::current_exception());
+        std::fprintf(stderr, "error: %s\n", r.line.c_str());
+        return r.exit_code;
     }
     return 0;
 }

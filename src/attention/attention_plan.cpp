@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/fs.h"
 
 namespace surgeon {
@@ -181,13 +182,7 @@ AttentionPlan AttentionPlan::from_json(const json& j, const std::string& source)
 std::string AttentionPlan::dump() const { return to_json().dump(1); }
 
 AttentionPlan AttentionPlan::parse(const std::string& text, const std::string& source) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        fail("{}: invalid JSON ({})", source, e.what());
-    }
-    return from_json(j, source);
+    return from_json(parse_json_bounded(text, source), source);
 }
 
 void AttentionPlan::save(const std::string& path) const {

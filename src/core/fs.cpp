@@ -5,6 +5,8 @@
 #include <ftw.h>
 #include <sys/stat.h>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -17,9 +19,39 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 
 namespace surgeon {
 namespace fs = std::filesystem;
+
+namespace {
+// Kill -9 campaign hook (scripts/kill_campaign.sh, tests/cli/test_kill_campaign.cpp): SURGEON_KILL_AT=write:N
+// SIGKILLs the process inside its N-th atomic_write, after the temporary file is written and before the rename;
+// swap:N inside its N-th atomic_write_dir, between moving the old folder away and moving the new one in. Unset:
+// nothing happens.
+void maybe_kill_at(const char* point) {
+    static const char* spec = std::getenv("SURGEON_KILL_AT");
+    if (!spec) return;
+    static int counts[2] = {0, 0};
+    const bool is_write = std::strcmp(point, "write") == 0;
+    const size_t len = std::strlen(point);
+    if (std::strncmp(spec, point, len) != 0 || spec[len] != ':') return;
+    if (++counts[is_write ? 0 : 1] == std::atoi(spec + len + 1)) ::kill(::getpid(), SIGKILL);
+}
+// Removes `<path>.tmp.<pid>` files that a killed writer left beside `path` (the pid no longer runs).
+void remove_stale_temporaries(const fs::path& target) {
+    const std::string prefix = target.filename().string() + ".tmp.";
+    std::error_code ec;
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string pid = name.substr(prefix.size());
+        if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+        if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) ::remove(it->path().c_str());
+    }
+}
+}  // namespace
 
 void atomic_write(const std::string& path, const std::function<void(std::ostream&)>& write) {
     const fs::path target(path);
@@ -29,17 +61,26 @@ void atomic_write(const std::string& path, const std::function<void(std::ostream
     try {
         {
             std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            SURGEON_CHECK(out.good(), "{}: cannot write temporary file", tmp);
+            SURGEON_CHECK(out.good(), "{}: cannot write temporary file ({})", tmp, std::strerror(errno));
+            errno = 0;
             write(out);
             out.flush();
-            SURGEON_CHECK(out.good(), "{}: write failed (disk full?)", tmp);
+            // Disk full (ENOSPC), a file size limit (EFBIG) or an I/O error: the target keeps its old content.
+            SURGEON_CHECK(out.good(), "{}: write failed ({}); the file was left as it was", path,
+                          errno ? std::strerror(errno) : "disk full?");
+            out.close();
+            SURGEON_CHECK(!out.fail(), "{}: write failed on close ({}); the file was left as it was", path,
+                          std::strerror(errno));
         }
+        maybe_kill_at("write");
         int fd = ::open(tmp.c_str(), O_RDONLY);
-        if (fd >= 0) {
-            ::fsync(fd);
-            ::close(fd);
-        }
+        SURGEON_CHECK(fd >= 0, "{}: cannot reopen temporary file ({})", tmp, std::strerror(errno));
+        const int rc = ::fsync(fd);
+        const int err = errno;
+        ::close(fd);
+        SURGEON_CHECK(rc == 0, "{}: write failed on fsync ({}); the file was left as it was", path, std::strerror(err));
         rename_path(tmp, path);
+        remove_stale_temporaries(target);
     } catch (...) {
         std::error_code ec;
         ::remove(tmp.c_str());
@@ -57,14 +98,7 @@ std::string read_text_file(const std::string& path) {
 }
 
 nlohmann::json read_json_file(const std::string& path) {
-    const std::string text = read_text_file(path);
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        std::string msg = e.what();
-        std::replace(msg.begin(), msg.end(), '\n', ' ');
-        fail("{}: invalid JSON ({})", path, msg);
-    }
+    return parse_json_bounded(read_text_file(path), path);
 }
 
 void remove_failed_run_outputs(const std::string& dir, bool created, const std::vector<std::string>& created_files) {
@@ -105,6 +139,7 @@ void atomic_write_dir(const std::string& dir, const std::function<void(const std
     }
     remove_tree(old);
     if (fs::exists(dir)) rename_path(dir, old);
+    maybe_kill_at("swap");
     rename_path(tmp, dir);
     remove_tree(old);
 }

@@ -15,14 +15,14 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json_limits.h"
+#include "core/safetensors_header.h"
 
 namespace surgeon {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // same limit as the reference Rust crate
-
 struct DtypeName {
     const char* name;
     torch::ScalarType type;
@@ -73,79 +73,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
     SURGEON_CHECK(addr != MAP_FAILED, "{}: mmap failed", path);
     map_->addr = addr;
     map_->size = file_size;
-    const auto* bytes = static_cast<const uint8_t*>(addr);
-
-    uint64_t header_size = 0;
-    for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
-    SURGEON_CHECK(header_size <= kMaxHeaderBytes, "{}: corrupt safetensors header: header size {} exceeds {} bytes",
-                  path, header_size, kMaxHeaderBytes);
-    SURGEON_CHECK(header_size <= file_size - 8,
-                  "{}: truncated safetensors file: header says {} bytes but only {} follow", path, header_size,
-                  file_size - 8);
-    data_offset_ = 8 + header_size;
-    const uint64_t data_size = file_size - data_offset_;
-
-    json header;
-    try {
-        header = json::parse(bytes + 8, bytes + 8 + header_size);
-    } catch (const std::exception& e) {
-        fail("{}: corrupt safetensors header: invalid JSON ({})", path, e.what());
+    SafetensorsHeader header = parse_safetensors_header(static_cast<const uint8_t*>(addr), file_size, path);
+    data_offset_ = header.data_offset;
+    metadata_ = std::move(header.metadata);
+    for (auto& e : header.tensors) {
+        dtype_from_safetensors(e.dtype);  // every name of safetensors_header.cpp is a torch dtype
+        index_[e.name] = infos_.size();
+        infos_.push_back(TensorInfo{std::move(e.name), std::move(e.dtype), std::move(e.shape), e.begin, e.end});
     }
-    SURGEON_CHECK(header.is_object(), "{}: corrupt safetensors header: not a JSON object", path);
-
-    for (auto it = header.begin(); it != header.end(); ++it) {
-        const std::string& name = it.key();
-        const json& v = it.value();
-        if (name == "__metadata__") {
-            SURGEON_CHECK(v.is_object(), "{}: __metadata__ must be an object of strings", path);
-            for (auto m = v.begin(); m != v.end(); ++m) {
-                SURGEON_CHECK(m.value().is_string(), "{}: __metadata__ value '{}' is not a string", path, m.key());
-                metadata_[m.key()] = m.value().get<std::string>();
-            }
-            continue;
-        }
-        SURGEON_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
-                      "{}: corrupt safetensors header: entry '{}' needs dtype, shape and data_offsets", path, name);
-        SURGEON_CHECK(v["dtype"].is_string(), "{}: tensor '{}': dtype is not a string", path, name);
-        TensorInfo info;
-        info.name = name;
-        info.dtype = v["dtype"].get<std::string>();
-        auto st_type = dtype_from_safetensors(info.dtype);
-        SURGEON_CHECK(v["shape"].is_array(), "{}: tensor '{}': shape is not an array", path, name);
-        uint64_t numel = 1;
-        for (const auto& d : v["shape"]) {
-            SURGEON_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
-                          "{}: tensor '{}': shape entries must be non-negative integers", path, name);
-            uint64_t dim = d.get<uint64_t>();
-            SURGEON_CHECK(dim < (1ull << 40), "{}: tensor '{}': absurd dimension {}", path, name, dim);
-            info.shape.push_back(static_cast<int64_t>(dim));
-            SURGEON_CHECK(dim == 0 || numel <= (1ull << 50) / dim, "{}: tensor '{}': absurd element count", path,
-                          name);
-            numel *= dim;
-        }
-        const auto& off = v["data_offsets"];
-        SURGEON_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-                      "{}: tensor '{}': data_offsets must be two non-negative integers", path, name);
-        info.begin = off[0].get<uint64_t>();
-        info.end = off[1].get<uint64_t>();
-        SURGEON_CHECK(info.begin <= info.end && info.end <= data_size,
-                      "{}: tensor '{}': data_offsets [{}, {}] outside the data section of {} bytes (truncated file?)",
-                      path, name, info.begin, info.end, data_size);
-        const uint64_t expect = numel * c10::elementSize(st_type);
-        SURGEON_CHECK(info.end - info.begin == expect,
-                      "{}: tensor '{}': {} bytes for dtype {} and shape [{}], header gives {}", path, name, expect,
-                      info.dtype, fmt::join(info.shape, ","), info.end - info.begin);
-        index_[name] = infos_.size();
-        infos_.push_back(std::move(info));
-    }
-    // No two tensors may share bytes.
-    std::vector<const TensorInfo*> sorted;
-    for (const auto& i : infos_) sorted.push_back(&i);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
-    for (size_t i = 1; i < sorted.size(); ++i)
-        SURGEON_CHECK(sorted[i]->begin >= sorted[i - 1]->end || sorted[i - 1]->begin == sorted[i - 1]->end,
-                      "{}: corrupt safetensors header: tensors '{}' and '{}' overlap", path, sorted[i - 1]->name,
-                      sorted[i]->name);
 }
 
 SafetensorsFile::~SafetensorsFile() = default;
@@ -183,27 +118,10 @@ TensorMap load_safetensors(const std::string& path, Metadata* metadata) {
 }
 
 TensorMap load_sharded_safetensors(const std::string& index_path, Metadata* metadata) {
-    json index;
-    try {
-        check_input_file(index_path, "checkpoint index");
-        std::ifstream in(index_path);
-        SURGEON_CHECK(in.good(), "{}: cannot open checkpoint index", index_path);
-        index = json::parse(in);
-    } catch (const json::exception& e) {
-        fail("{}: invalid checkpoint index JSON ({})", index_path, e.what());
-    }
-    SURGEON_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
-                  "{}: checkpoint index has no 'weight_map' object", index_path);
+    check_input_file(index_path, "checkpoint index");
+    const json index = parse_json_bounded(read_text_file(index_path), index_path);
     const fs::path dir = fs::path(index_path).parent_path();
-    std::map<std::string, std::vector<std::string>> by_file;
-    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-        SURGEON_CHECK(it.value().is_string(), "{}: weight_map['{}'] is not a file name", index_path, it.key());
-        auto file = it.value().get<std::string>();
-        SURGEON_CHECK(file.find('/') == std::string::npos && file.find("..") == std::string::npos,
-                      "{}: shard name '{}' must be a plain file name", index_path, file);
-        by_file[file].push_back(it.key());
-    }
-    SURGEON_CHECK(!by_file.empty(), "{}: weight_map is empty", index_path);
+    const auto by_file = parse_checkpoint_index(index, index_path);
     TensorMap out;
     bool first = true;
     for (const auto& [file, names] : by_file) {

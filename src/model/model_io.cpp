@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/fs.h"
 #include "core/tensor_checks.h"
 
@@ -18,11 +19,7 @@ const char* kWeights = "diffusion_pytorch_model.safetensors";
 const char* kIndex = "diffusion_pytorch_model.safetensors.index.json";
 
 json read_json(const std::string& path) {
-    try {
-        return json::parse(read_text_file(path));
-    } catch (const json::exception& e) {
-        fail("{}: invalid JSON ({})", path, e.what());
-    }
+    return parse_json_bounded(read_text_file(path), path);
 }
 
 bool is_diffusers_config(const json& j) {

@@ -35,7 +35,7 @@ void check_settings_keys(const json& j, const char* name, std::initializer_list<
     if (!j.contains(name)) return;
     SURGEON_CHECK(j[name].is_object(), "surgeon.json: '{}' must be an object", name);
     for (const auto& [k, v] : j[name].items())
-        SURGEON_CHECK(std::find_if(known.begin(), known.end(), [&](const char* n) { return k == n; }) != known.end(),
+        SURGEON_CHECK(std::find_if(known.begin(), known.end(), [&key = k](const char* n) { return key == n; }) != known.end(),
                       "surgeon.json: {}: unknown key '{}'", name, k);
 }
 }  // namespace

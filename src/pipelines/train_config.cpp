@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/fs.h"
 #include "world/prompt.h"
 #include "world/world.h"
@@ -135,11 +136,7 @@ void check_keys(const json& j, const std::set<std::string>& known, const std::st
 }
 
 json parse_file(const std::string& path) {
-    try {
-        return json::parse(read_text_file(path));
-    } catch (const json::exception& e) {
-        fail("{}: invalid JSON ({})", path, e.what());
-    }
+    return parse_json_bounded(read_text_file(path), path);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <future>
 
 #include "core/error.h"
+#include "core/run_lock.h"
 #include "core/progress.h"
 #include "pipelines/train_init.h"
 #include "pipelines/train_losses.h"
@@ -42,11 +43,19 @@ struct LossWindow {
         grad_norm = n == 0 ? gd : grad_norm + gd;
         ++n;
     }
-    // The window's means as a history row; checks the loss is finite.
-    std::array<double, 5> close(int64_t step, double lr, double elapsed) {
-        const double l = loss.item<double>() / n, g = grad_norm.item<double>() / n;
-        SURGEON_CHECK(std::isfinite(l), "train: loss became {} in steps {}..{} (lower the learning rate?)", l,
+    // Throws one line naming the steps when the loss or the gradient norm of the open window is not finite.
+    void check_finite(int64_t step) const {
+        if (n == 0) return;
+        const double l = loss.item<double>(), g = grad_norm.item<double>();
+        SURGEON_CHECK(std::isfinite(l), "train: loss became {} in steps {}..{} (lower the learning rate?)", l / n,
                       step + 2 - n, step + 1);
+        SURGEON_CHECK(std::isfinite(g), "train: gradient norm became {} in steps {}..{} (lower the learning rate?)",
+                      g / n, step + 2 - n, step + 1);
+    }
+    // The window's means as a history row; checks they are finite.
+    std::array<double, 5> close(int64_t step, double lr, double elapsed) {
+        check_finite(step);
+        const double l = loss.item<double>() / n, g = grad_norm.item<double>() / n;
         n = 0;
         return {static_cast<double>(step + 1), l, lr, g, elapsed};
     }
@@ -57,6 +66,7 @@ struct LossWindow {
 TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, bool resume, bool progress,
                               int64_t stop_after, double time_limit_s) {
     std::filesystem::create_directories(out_dir);
+    const RunLock lock(out_dir, "train");  // one writer per run folder
     torch::Device dev(c.device);
     SURGEON_CHECK(!dev.is_cuda() || torch::cuda::is_available(), "train: device '{}' requested but no CUDA GPU", c.device);
     check_world_seeds(c);  // again: --steps may have changed the range since from_json
@@ -109,6 +119,7 @@ TrainResult train_synth_model(const TrainConfig& c, const std::string& out_dir, 
         const bool timed_out = time_limit_s > 0 && seconds() >= time_limit_s;
         const bool stop = ((stop_after > 0 && step + 1 >= stop_after) || timed_out) && step + 1 < c.steps;
         if ((step + 1) % c.checkpoint_every == 0 || step + 1 == c.steps || stop) {
+            window.check_finite(step);  // a diverged state never replaces the last good checkpoint
             save_train_checkpoint(out_dir, step + 1, elapsed(), params, *opt, hist);
             if (step + 1 < c.steps) export_train_model(out_dir, c, m.settings, *opt);  // usable while the run goes on
         }
