@@ -33,8 +33,14 @@ SynthModel load_synth_student(const std::string& model, const StudentSpec& spec,
 LoadedStudent load_wan_student(const std::string& model, const StudentSpec& spec, torch::Device device = torch::kCPU,
                                Precision precision = Precision::Float32);
 
+// A Wan student folder in `dir`: the DiT with its plan (save_student, shards of kStudentShardBytes) and, linked
+// (copied where links fail) from the Wan teacher folder, everything else `surgeon generate` needs: the text encoder,
+// tokenizer and VAE (official files or diffusers folders). The DiT sits at the root (official layout).
+void save_wan_student_folder(const WanModel& dit, const std::string& teacher, const std::string& dir,
+                             torch::ScalarType dtype);
+
 // `surgeon student`: writes the student of `teacher` under `spec` into `out` (atomic: a temporary folder renamed into
-// place). Synth teachers give a synth student folder, Wan teachers a Wan student folder; the weights and phi are
+// place). Synth teachers give a synth student folder, Wan teachers a Wan student folder (save_wan_student_folder); the weights and phi are
 // stored in the teacher checkpoint's dtype (the loader allows one dtype per checkpoint).
 // Returns the plan the student runs.
 AttentionPlan write_student(const std::string& teacher, const StudentSpec& spec, const std::string& out);

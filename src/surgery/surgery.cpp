@@ -1,4 +1,5 @@
-// `surgeon surgery`: stages 1 -> 2 -> student -> 3 -> report, each skipped when its output exists.
+// `surgeon surgery`: stages 1 -> 2 -> student -> 3 -> report, each skipped when its output exists; one run for synth
+// and Wan teachers (a Teacher says how each kind records, fine-tunes, exports and samples).
 #include "surgery/surgery.h"
 
 #include <fmt/format.h>
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 
 #include "attention/cost_model.h"
 #include "core/error.h"
@@ -18,8 +21,10 @@
 #include "surgery/stage3_finetune.h"
 #include "surgery/student.h"
 #include "pipelines/synthbench_eval.h"
+#include "pipelines/wan_t2v.h"
 #include "surgery/attention_swap.h"
 #include "surgery/stage2_rate_selection.h"
+#include "surgery/wan_teacher.h"
 #include "world/fidelity.h"
 
 namespace surgeon {
@@ -53,19 +58,25 @@ Preset preset_of(const SurgeryConfig& c) {
     return p;
 }
 
-// The quick preset leaves out R8 (on the bundled teacher it distils no better than linear at 5x its FLOPs:
-// docs/BENCHMARKS.md) to save a quarter of stage 1's time.
+// Stage-1 options. Temporal chunks (C4: T_c = 4 frames; C2o1: T_c = 2 with T_o = 1 frame of overlap) distil best
+// per FLOP on the bundled teacher and make the knapsack's 50% student keep 99% of the teacher's score on the report's
+// 64 prompts, against 95.7% from hybrid and linear options alone (docs/BENCHMARKS.md). The quick preset leaves out
+// R4 and R8 (R8 distils no better than linear at 5x its FLOPs) to keep stage 1's time on the CPU.
 constexpr const char* kQuickOptions = R"({"options": [
   {"name": "softmax", "kind": "softmax"},
   {"name": "R2", "kind": "hybrid", "rate": 2},
-  {"name": "R4", "kind": "hybrid", "rate": 4},
+  {"name": "C4", "kind": "chunked", "chunk": 4, "overlap": 0},
+  {"name": "C2o1", "kind": "chunked", "chunk": 2, "overlap": 1},
   {"name": "linear", "kind": "linear"}]})";
 constexpr const char* kDefaultOptions = R"({"options": [
   {"name": "softmax", "kind": "softmax"},
   {"name": "R2", "kind": "hybrid", "rate": 2},
   {"name": "R4", "kind": "hybrid", "rate": 4},
   {"name": "R8", "kind": "hybrid", "rate": 8},
+  {"name": "C4", "kind": "chunked", "chunk": 4, "overlap": 0},
+  {"name": "C2o1", "kind": "chunked", "chunk": 2, "overlap": 1},
   {"name": "linear", "kind": "linear"}]})";
+
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -78,13 +89,105 @@ AttentionPlan plan_from_choice(const BlockErrorTable& t, const std::vector<int>&
     return p;
 }
 
+// Samples of a model for the report: videos [3, T, H, W] in [-1, 1] on the same prompts and noise for teacher and
+// student, and SynthBench's report where the teacher is a synth model.
+struct Evaluation {
+    std::vector<torch::Tensor> videos;
+    std::optional<json> synthbench;  // score, metrics, sampling, ...
+};
+
+// What the stages need of a teacher kind; everything else is the same for synth and Wan teachers.
+class Teacher {
+public:
+    virtual ~Teacher() = default;
+    virtual void stage1(const DistillRunConfig& d) = 0;  // stage 1 into d.out (resumed when d.resume)
+    virtual WanConfig config() const = 0;
+    virtual TokenGrid grid() const = 0;                  // tokens of one forward at the video size
+    virtual FinetuneResult finetune(const FinetuneConfig& f) = 0;
+    // The student folder `student` written into `out` (the teacher checkpoint's dtype) through the student door.
+    virtual void export_student(const std::string& student, const std::string& out) = 0;
+    virtual Evaluation evaluate(const std::string& model, int64_t samples, int64_t steps, int64_t batch) = 0;
+};
+
+class SynthTeacher : public Teacher {
+public:
+    SynthTeacher(const SurgeryConfig& c) : c_(c), settings_(load_synth_model(c.teacher).settings) {}
+    void stage1(const DistillRunConfig& d) override { run_distill(d); }
+    WanConfig config() const override { return read_model_config(find_model_folder(c_.teacher)); }
+    TokenGrid grid() const override {
+        return token_grid(config(), settings_.size.frames, settings_.size.height, settings_.size.width);
+    }
+    FinetuneResult finetune(const FinetuneConfig& f) override { return run_finetune(f); }
+    void export_student(const std::string& student, const std::string& out) override {
+        const auto m = load_synth_student(student, StudentSpec{});
+        save_synth_model(m, out, load_model_or_student(c_.teacher).loaded.checkpoint_dtype, kStudentShardBytes);
+    }
+    Evaluation evaluate(const std::string& model, int64_t samples, int64_t steps, int64_t batch) override {
+        auto m = load_synth_student(model, StudentSpec{}, torch::Device(c_.device));  // fp32, as the teacher's reports
+        m.dit->eval();
+        EvalOptions o;
+        o.num_samples = samples;
+        o.batch = std::min(samples, batch);
+        o.seed = 0;
+        o.sampling = m.settings.sampling;
+        if (steps > 0) o.sampling.steps = steps;
+        o.sheet_videos = samples;
+        o.progress = c_.progress;
+        auto r = evaluate_synthbench(m, o);
+        return {r.sheet, r.json};
+    }
+
+private:
+    const SurgeryConfig& c_;
+    SynthSettings settings_;
+};
+
+class WanSurgeryTeacher : public Teacher {
+public:
+    WanSurgeryTeacher(const SurgeryConfig& c, const Preset& p, const std::string& work)
+        : c_(c), wan_(spec(c, p), work + "/wan") {}
+    void stage1(const DistillRunConfig& d) override {
+        run_stage1(d, open_stage1(d, wan_.settings()), wan_.stage1_source(d.sample_steps));
+    }
+    WanConfig config() const override { return wan_.config(); }
+    TokenGrid grid() const override { return wan_.grid(); }
+    FinetuneResult finetune(const FinetuneConfig& f) override { return wan_.finetune(f); }
+    void export_student(const std::string& student, const std::string& out) override {
+        auto s = load_wan_student(student, StudentSpec{});
+        save_wan_student_folder(s.loaded.model, c_.teacher, out,
+                                load_model_or_student(c_.teacher).loaded.checkpoint_dtype);
+    }
+    Evaluation evaluate(const std::string& model, int64_t samples, int64_t steps, int64_t) override {
+        return {wan_.heldout_videos(model, samples, steps), std::nullopt};
+    }
+    int64_t training_prompts() const { return wan_.training_prompts(); }
+
+private:
+    static WanTeacherSpec spec(const SurgeryConfig& c, const Preset& p) {
+        WanTeacherSpec s;
+        s.folder = c.teacher;
+        s.prompts = read_prompts_file(c.prompts);
+        s.heldout = p.heldout;
+        s.videos = c.videos;
+        s.frames = c.frames;
+        s.height = c.height;
+        s.width = c.width;
+        if (p.sample_steps > 0) s.sampling.steps = p.sample_steps;
+        s.device = torch::Device(c.device);
+        s.precision = s.device.is_cuda() ? parse_precision(c.dtype == "fp32" ? "fp32" : "bf16") : Precision::Float32;
+        return s;
+    }
+    const SurgeryConfig& c_;
+    WanTeacher wan_;
+};
+
 struct Stage3 {
     int64_t steps, batch;
     double lr, teacher_weight;
 };
 
 // Student of `plan` with stage-1 phi, fine-tuned for `s.steps` (0: none), in `dir`; returns its model folder.
-std::string make_student(const SurgeryConfig& c, const AttentionPlan& plan, const std::string& phi,
+std::string make_student(const SurgeryConfig& c, Teacher& teacher, const AttentionPlan& plan, const std::string& phi,
                          const std::string& dir, const Stage3& s) {
     if (plan.num_converted() == 0) return c.teacher;  // every block softmax: the student is the teacher
     fs::create_directories(dir);
@@ -108,40 +211,28 @@ std::string make_student(const SurgeryConfig& c, const AttentionPlan& plan, cons
     f.checkpoint_every = std::max<int64_t>(10, s.steps / 5);
     f.progress = c.progress;
     f.resume = file_exists(f.out + "/checkpoint/progress.json");
-    const auto r = run_finetune(f);
+    const auto r = teacher.finetune(f);
     SURGEON_CHECK(r.finished, "surgery: stage 3 stopped before its last step");
     return r.model_dir;
 }
 
-EvalReport evaluate(const std::string& model, const Preset& p, int64_t samples, const SurgeryConfig& c) {
-    auto m = load_synth_student(model, StudentSpec{}, torch::Device(c.device));  // fp32, as the teacher's reports
-    m.dit->eval();
-    EvalOptions o;
-    o.num_samples = samples;
-    o.batch = std::min(samples, p.eval_batch);
-    o.seed = 0;
-    o.sampling = m.settings.sampling;
-    if (p.eval_steps > 0) o.sampling.steps = p.eval_steps;
-    o.sheet_videos = samples;
-    o.progress = c.progress;
-    return evaluate_synthbench(m, o);
-}
+double score_of(const Evaluation& e) { return e.synthbench ? (*e.synthbench)["score"].get<double>() : 0.0; }
 
-std::pair<double, double> fidelity(const EvalReport& a, const EvalReport& b) {
+std::pair<double, double> fidelity(const Evaluation& a, const Evaluation& b) {
     double psnr = 0, ssim = 0;
-    const size_t n = std::min(a.sheet.size(), b.sheet.size());
+    const size_t n = std::min(a.videos.size(), b.videos.size());
     for (size_t i = 0; i < n; ++i) {
-        psnr += std::min(world::psnr(a.sheet[i], b.sheet[i]), 100.0);  // identical videos: capped
-        ssim += world::ssim(a.sheet[i], b.sheet[i]);
+        psnr += std::min(world::psnr(a.videos[i], b.videos[i]), 100.0);  // identical videos: capped
+        ssim += world::ssim(a.videos[i], b.videos[i]);
     }
     return {psnr / static_cast<double>(n), ssim / static_cast<double>(n)};
 }
 
-void write_sheet(const EvalReport& teacher, const EvalReport& student, const std::string& path) {
+void write_sheet(const Evaluation& teacher, const Evaluation& student, const std::string& path) {
     std::vector<torch::Tensor> rows;
-    for (size_t i = 0; i < std::min<size_t>({teacher.sheet.size(), student.sheet.size(), 4}); ++i) {
-        rows.push_back(teacher.sheet[i]);
-        rows.push_back(student.sheet[i]);
+    for (size_t i = 0; i < std::min<size_t>({teacher.videos.size(), student.videos.size(), 4}); ++i) {
+        rows.push_back(teacher.videos[i]);
+        rows.push_back(student.videos[i]);
     }
     write_png(path, contact_sheet_rows(rows));
 }
@@ -155,12 +246,18 @@ json plan_rows(const AttentionPlan& plan, const PlanFlops& flops) {
     return rows;
 }
 
-std::string report_markdown(const json& r) {
-    std::string s = "# Surgery report\n\n";
-    s += fmt::format("Teacher `{}`, preset `{}`, budget {:.0f}% of the teacher's attention FLOPs; the student runs "
-                     "{:.1f}%.\n\n",
-                     r["teacher_dir"].get<std::string>(), r["preset"].get<std::string>(), 100 * r["budget"].get<double>(),
-                     100 * r["attention_flops_fraction"].get<double>());
+// The quality table: SynthBench score and fidelity for synth teachers, fidelity only for Wan teachers.
+std::string quality_markdown(const json& r) {
+    const bool synth = r["student"].contains("score");
+    std::string s;
+    if (!synth) {
+        s += fmt::format("| | PSNR vs teacher | SSIM vs teacher |\n|---|---|---|\n| student ({} held-out prompts, same "
+                         "noise) | {:.2f} dB | {:.4f} |\n\n",
+                         r["eval_samples"].get<int64_t>(), r["student"]["psnr"].get<double>(),
+                         r["student"]["ssim"].get<double>());
+        return s + "SynthBench exists only for synth-world teachers: a Wan teacher's student is compared with the "
+                   "teacher's own samples.\n\n";
+    }
     s += fmt::format("| | SynthBench ({} prompts) | PSNR vs teacher | SSIM vs teacher |\n|---|---|---|---|\n",
                      r["eval_samples"].get<int64_t>());
     s += fmt::format("| teacher | {:.4f} | | |\n", r["teacher"]["score"].get<double>());
@@ -174,6 +271,16 @@ std::string report_markdown(const json& r) {
             s += fmt::format("| {} | {:.4f} |\n", it.key(), it.value().get<double>());
         s += "\n";
     }
+    return s;
+}
+
+std::string report_markdown(const json& r) {
+    std::string s = "# Surgery report\n\n";
+    s += fmt::format("Teacher `{}`, preset `{}`, budget {:.0f}% of the teacher's attention FLOPs; the student runs "
+                     "{:.1f}%.\n\n",
+                     r["teacher_dir"].get<std::string>(), r["preset"].get<std::string>(), 100 * r["budget"].get<double>(),
+                     100 * r["attention_flops_fraction"].get<double>());
+    s += quality_markdown(r);
     s += "## Plan\n\n| block | attention | attention FLOPs vs a teacher block |\n|---|---|---|\n";
     for (const auto& row : r["plan"])
         s += fmt::format("| {} | {} | {:.1f}% |\n", row["block"].get<int64_t>(), row["attention"].get<std::string>(),
@@ -191,9 +298,8 @@ std::string report_markdown(const json& r) {
     return s;
 }
 
-
 // Stage 1 into work/stage1 (skipped when its table exists, resumed from its checkpoint); returns that folder.
-std::string stage1_step(const SurgeryConfig& c, const Preset& p, const std::string& work) {
+std::string stage1_step(const SurgeryConfig& c, const Preset& p, Teacher& teacher, const std::string& work) {
     std::string options = c.options;
     if (options.empty()) {
         options = work + "/options.json";
@@ -218,7 +324,7 @@ std::string stage1_step(const SurgeryConfig& c, const Preset& p, const std::stri
     d.device = torch::Device(c.device);
     d.progress = c.progress;
     d.resume = file_exists(stage1 + "/checkpoint/progress.json");
-    run_distill(d);
+    teacher.stage1(d);
     return stage1;
 }
 
@@ -231,28 +337,26 @@ struct Stage2 {
     PlanFlops flops;
 };
 
-Stage2 stage2_step(const SurgeryConfig& c, const std::string& stage1) {
+Stage2 stage2_step(const SurgeryConfig& c, const Teacher& teacher, const std::string& stage1) {
     Stage2 s;
     s.table = BlockErrorTable::load(stage1 + "/block_errors.json");
     s.table_init = BlockErrorTable::load(stage1 + "/block_errors_init.json");
-    s.cfg = read_model_config(find_model_folder(c.teacher));
-    const auto synth = load_synth_model(c.teacher);
-    const auto& size = synth.settings.size;
-    s.grid = token_grid(s.cfg, size.frames, size.height, size.width);
+    s.cfg = teacher.config();
+    s.grid = teacher.grid();
     s.sel = select_rates(s.table, s.cfg, s.grid, c.budget);
     s.flops = plan_attention_flops(s.sel.plan, s.cfg.num_heads, s.cfg.head_dim(), s.grid);
     return s;
 }
 
 // The quality curve: per budget the knapsack plan and the best uniform one (their stage-1 error, and with the
-// preset's curve samples a student of each, fine-tuned briefly and scored), and the plot's series.
+// preset's curve samples a student of each, fine-tuned briefly and scored on SynthBench), and the plot's series.
 struct Curve {
     json points = json::array();
     std::vector<Series> series;
 };
 
-Curve curve_step(const SurgeryConfig& c, const Preset& p, const Stage2& s2, const std::string& stage1,
-                 const std::string& work) {
+Curve curve_step(const SurgeryConfig& c, const Preset& p, Teacher& teacher, const Stage2& s2,
+                 const std::string& stage1, const std::string& work, bool scored) {
     Curve out;
     std::vector<double> kx, ky, ux, uy;
     const auto& cfg = s2.cfg;
@@ -270,12 +374,12 @@ Curve curve_step(const SurgeryConfig& c, const Preset& p, const Stage2& s2, cons
             const auto plan = plan_from_choice(s2.table, sol.choice);
             json pt = {{"name", name}, {"budget", f}, {"error", sol.error},
                        {"flops_fraction", plan_attention_flops(plan, cfg.num_heads, cfg.head_dim(), s2.grid).fraction()}};
-            if (!p.curve.empty() && p.curve_samples > 0) {
+            if (scored && !p.curve.empty() && p.curve_samples > 0) {
                 const std::string dir = work + fmt::format("/curve/{}", name.substr(0, name.find(' ')) +
                                                                             fmt::format("{:.0f}", 100 * f));
-                const auto m = make_student(c, plan, stage1, dir,
+                const auto m = make_student(c, teacher, plan, stage1, dir,
                                             {p.curve_finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
-                pt["score"] = evaluate(m, p, p.curve_samples, c).json["score"];
+                pt["score"] = score_of(teacher.evaluate(m, p.curve_samples, p.eval_steps, p.eval_batch));
             }
             const bool knap = name.rfind("knapsack", 0) == 0;
             const double y = pt.contains("score") ? pt["score"].get<double>() : sol.error;
@@ -289,24 +393,25 @@ Curve curve_step(const SurgeryConfig& c, const Preset& p, const Stage2& s2, cons
     return out;
 }
 
-// Ablations on the same prompts (full preset): the chosen plan without stage 3, and also without stage 1 (phi
-// drawn from the seed, scale at its construction value).
-json ablation_step(const SurgeryConfig& c, const Preset& p, const AttentionPlan& plan, const std::string& work) {
+// Ablations on the same prompts (full preset, SynthBench): the chosen plan without stage 3, and also without
+// stage 1 (phi drawn from the seed, scale at its construction value).
+json ablation_step(const SurgeryConfig& c, const Preset& p, Teacher& teacher, const AttentionPlan& plan,
+                   const std::string& work) {
     json ablations = json::object();
     if (p.curve_samples > 0 && plan.num_converted() > 0 && p.finetune_steps > 0) {
-        ablations["no_stage3"] = evaluate(work + "/main/student-init", p, p.eval_samples, c).json["score"];
+        ablations["no_stage3"] = score_of(teacher.evaluate(work + "/main/student-init", p.eval_samples, p.eval_steps,
+                                                           p.eval_batch));
         const std::string seeded = work + "/ablation-no-stage1";
         if (!file_exists(seeded + "/plan.json"))
             write_student(c.teacher, StudentSpec{work + "/main/plan.json", "", 0}, seeded);
-        ablations["no_stage1_no_stage3"] = evaluate(seeded, p, p.eval_samples, c).json["score"];
+        ablations["no_stage1_no_stage3"] = score_of(teacher.evaluate(seeded, p.eval_samples, p.eval_steps, p.eval_batch));
     }
     return ablations;
 }
 
-json report_json(const SurgeryConfig& c, const Preset& p, const Stage2& s2, const EvalReport& teacher_eval,
-                 const EvalReport& student_eval, const Curve& curve, const json& ablations, const json& seconds) {
+json report_json(const SurgeryConfig& c, const Preset& p, const Stage2& s2, const Evaluation& teacher_eval,
+                 const Evaluation& student_eval, const Curve& curve, const json& ablations, const json& seconds) {
     const auto [psnr, ssim] = fidelity(student_eval, teacher_eval);
-    const double ts = teacher_eval.json["score"].get<double>(), ss = student_eval.json["score"].get<double>();
     const auto& sel = s2.sel;
     json r;
     r["teacher_dir"] = c.teacher;
@@ -317,21 +422,31 @@ json report_json(const SurgeryConfig& c, const Preset& p, const Stage2& s2, cons
     r["knapsack"] = {{"error", sel.solution.error}, {"optimal", sel.solution.optimal}};
     if (sel.uniform) r["uniform"] = {{"option", sel.uniform_option}, {"error", sel.uniform->error}};
     r["eval_samples"] = p.eval_samples;
-    r["teacher"] = {{"score", ts}, {"metrics", teacher_eval.json["metrics"]}};
-    r["student"] = {{"score", ss}, {"relative_score", ts > 0 ? ss / ts : 0.0}, {"metrics", student_eval.json["metrics"]},
-                    {"psnr", psnr}, {"ssim", ssim}};
+    if (teacher_eval.synthbench) {
+        const json &tj = *teacher_eval.synthbench, &sj = *student_eval.synthbench;
+        const double ts = tj["score"].get<double>(), ss = sj["score"].get<double>();
+        r["teacher"] = {{"score", ts}, {"metrics", tj["metrics"]}};
+        r["student"] = {{"score", ss}, {"relative_score", ts > 0 ? ss / ts : 0.0}, {"metrics", sj["metrics"]},
+                        {"psnr", psnr}, {"ssim", ssim}};
+        r["sampling"] = tj["sampling"];
+    } else {
+        r["eval_samples"] = std::min<int64_t>(p.eval_samples, static_cast<int64_t>(student_eval.videos.size()));
+        r["teacher"] = json::object();
+        r["student"] = {{"psnr", psnr}, {"ssim", ssim}};
+        r["synthbench"] = "only for synth-world teachers";
+    }
     r["stage1"] = {{"errors", s2.table.to_json()["errors"]}, {"errors_init", s2.table_init.to_json()["errors"]}};
     r["curve"] = curve.points;
-    r["curve_y"] = p.curve.empty() || p.curve_samples == 0 ? "stage-1 summed held-out error (proxy; no SynthBench)"
-                                                           : "SynthBench score";
-    r["sampling"] = teacher_eval.json["sampling"];
+    r["curve_y"] = !teacher_eval.synthbench || p.curve.empty() || p.curve_samples == 0
+                       ? "stage-1 summed held-out error (proxy; no SynthBench)"
+                       : "SynthBench score";
     r["seconds"] = seconds;
     r["ablations"] = ablations;
     return r;
 }
 
-void write_report(const SurgeryConfig& c, const json& r, const std::string& stage1, const EvalReport& teacher_eval,
-                  const EvalReport& student_eval, const Curve& curve) {
+void write_report(const SurgeryConfig& c, const json& r, const std::string& stage1, const Evaluation& teacher_eval,
+                  const Evaluation& student_eval, const Curve& curve) {
     atomic_write(c.out + "/report.json", [&](std::ostream& o) { o << r.dump(1) << "\n"; });
     atomic_write(c.out + "/report.md", [&](std::ostream& o) { o << report_markdown(r); });
     fs::copy_file(stage1 + "/errors.png", c.out + "/errors.png", fs::copy_options::overwrite_existing);
@@ -355,38 +470,53 @@ void SurgeryConfig::validate() const {
                   "surgery: overrides must be >= 0");
     for (double f : curve)
         SURGEON_CHECK(std::isfinite(f) && f > 0 && f <= 1, "surgery: curve fractions must be in (0, 1], got {}", f);
-    SURGEON_CHECK(is_synth_model_folder(teacher), "surgery: {} is not a synthetic-world model folder (Wan folders need "
-                  "prompts: not supported yet)", teacher);
+    if (is_wan_t2v_folder(teacher)) {
+        SURGEON_CHECK(!prompts.empty(), "surgery: {} is a Wan2.1 folder: --prompts FILE is required (one prompt per line)",
+                      teacher);
+        SURGEON_CHECK(frames >= 1 && frames % 4 == 1 && height > 0 && width > 0 && height % 16 == 0 && width % 16 == 0,
+                      "surgery: --frames must be 4n+1 and --height/--width positive multiples of 16, got {}x{}x{}",
+                      frames, height, width);
+        return;
+    }
+    SURGEON_CHECK(is_synth_model_folder(teacher), "surgery: {} is neither a synthetic-world model folder nor a Wan2.1 "
+                  "folder with a text encoder", teacher);
+    SURGEON_CHECK(prompts.empty() && videos.empty(), "surgery: --prompts and --videos are for Wan2.1 teachers; a synth "
+                  "teacher samples its world's prompts");
 }
 
 SurgeryResult run_surgery(const SurgeryConfig& c) {
     c.validate();
-    const Preset p = preset_of(c);
+    Preset p = preset_of(c);
     const std::string work = c.out + "/work";
     fs::create_directories(work);
+    std::unique_ptr<Teacher> teacher;
+    if (is_synth_model_folder(c.teacher)) {
+        teacher = std::make_unique<SynthTeacher>(c);
+    } else {
+        teacher = std::make_unique<WanSurgeryTeacher>(c, p, work);
+        p.prompts = static_cast<const WanSurgeryTeacher&>(*teacher).training_prompts();
+    }
     json seconds = {{"stage1", 0.0}, {"stage3", 0.0}, {"report", 0.0}};
 
     auto t0 = std::chrono::steady_clock::now();
-    const std::string stage1 = stage1_step(c, p, work);
+    const std::string stage1 = stage1_step(c, p, *teacher, work);
     seconds["stage1"] = seconds_since(t0);
 
-    const Stage2 s2 = stage2_step(c, stage1);  // the knapsack at the budget
+    const Stage2 s2 = stage2_step(c, *teacher, stage1);  // the knapsack at the budget
 
     t0 = std::chrono::steady_clock::now();
-    const std::string student = make_student(c, s2.sel.plan, stage1, work + "/main",
+    const std::string student = make_student(c, *teacher, s2.sel.plan, stage1, work + "/main",
                                              {p.finetune_steps, p.finetune_batch, p.finetune_lr, p.teacher_weight});
     seconds["stage3"] = seconds_since(t0);
 
     // The student itself in OUT (in the teacher checkpoint's dtype), then the report on that very artifact.
-    {
-        const auto m = load_synth_student(student, StudentSpec{});
-        save_synth_model(m, c.out, load_model_or_student(c.teacher).loaded.checkpoint_dtype, kStudentShardBytes);
-    }
+    teacher->export_student(student, c.out);
     t0 = std::chrono::steady_clock::now();
-    const auto teacher_eval = evaluate(c.teacher, p, p.eval_samples, c);
-    const auto student_eval = evaluate(c.out, p, p.eval_samples, c);
-    const json ablations = ablation_step(c, p, s2.sel.plan, work);
-    const Curve curve = curve_step(c, p, s2, stage1, work);
+    const auto teacher_eval = teacher->evaluate(c.teacher, p.eval_samples, p.eval_steps, p.eval_batch);
+    const auto student_eval = teacher->evaluate(c.out, p.eval_samples, p.eval_steps, p.eval_batch);
+    const bool scored = teacher_eval.synthbench.has_value();
+    const json ablations = scored ? ablation_step(c, p, *teacher, s2.sel.plan, work) : json::object();
+    const Curve curve = curve_step(c, p, *teacher, s2, stage1, work, scored);
     seconds["report"] = seconds_since(t0);
 
     const json r = report_json(c, p, s2, teacher_eval, student_eval, curve, ablations, seconds);
