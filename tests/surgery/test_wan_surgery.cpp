@@ -1,7 +1,8 @@
 // `surgeon surgery` on a tiny random Wan2.1 folder, end to end on the CPU: prompts -> umT5 -> stage 1 on the
 // teacher's own trajectories -> knapsack -> stage 3 on the teacher's samples (or on videos encoded through the
 // Wan-VAE) -> a student folder that `surgeon generate` turns into an MP4. The folder is made here: a random DiT
-// (official layout, text_dim 24), the tiny umT5 of tests/data/umt5-tiny, a random tiny Wan-VAE (z_dim 4).
+// (official layout, text_dim 24), the tiny umT5 of tests/data/umt5-tiny, a random tiny Wan-VAE (z_dim 4); and the
+// diffusers layout from the shared golden tiny transformer and VAE.
 // Run: ctest --test-dir build -R WanSurgery
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,20 @@ std::string tiny_wan_folder(const std::string& dir) {
     return dir;
 }
 
+// The same teacher files in the diffusers layout: the golden tiny transformer/ (diffusers names, text_dim 24) and
+// vae/ (AutoencoderKLWan, z_dim 4) with the tiny umT5's text_encoder/ and tokenizer/ (the goldens are shared
+// fixtures: ../shared/golden).
+std::string diffusers_wan_folder(const std::string& dir) {
+    fs::create_directories(dir);
+    fs::copy(golden("wan-t2v-tiny-diffusers/transformer"), dir + "/transformer", fs::copy_options::recursive);
+    fs::copy(golden("wan-vae-tiny-diffusers/vae"), dir + "/vae", fs::copy_options::recursive);
+    fs::copy(kUmt5 + "/text_encoder", dir + "/text_encoder", fs::copy_options::recursive);
+    fs::copy(kUmt5 + "/tokenizer", dir + "/tokenizer", fs::copy_options::recursive);
+    fs::copy_file(dir + "/../teacher/prompts.txt", dir + "/prompts.txt");
+    fs::copy_file(dir + "/../teacher/options.json", dir + "/options.json");
+    return dir;
+}
+
 const std::string kSize = " --frames 9 --height 64 --width 64";
 
 std::string surgery_args(const std::string& teacher, const std::string& out) {
@@ -96,9 +111,11 @@ TEST(WanSurgery, PromptsToStudentFolderToMp4) {
     EXPECT_NE(r.out.find("converted"), std::string::npos) << r.out;
 }
 
-TEST(WanSurgery, VideosAreEncodedThroughTheVae) {
+TEST(WanSurgery, DiffusersFolderVideosAreEncodedThroughTheVae) {
+    SURGEON_REQUIRE_GOLDEN(golden("wan-t2v-tiny-diffusers"));
     const auto dir = temp_dir("wan_surgery_videos");
-    const auto teacher = tiny_wan_folder(dir + "/teacher");
+    tiny_wan_folder(dir + "/teacher");
+    const auto teacher = diffusers_wan_folder(dir + "/diffusers");
     fs::create_directories(dir + "/videos");
     for (int i = 0; i < 2; ++i)  // two training prompts, two clips (a moving gradient), larger than the video size
         write_video(dir + "/videos/clip" + std::to_string(i) + ".mp4",
@@ -106,6 +123,10 @@ TEST(WanSurgery, VideosAreEncodedThroughTheVae) {
     auto r = run_surgeon(surgery_args(teacher, dir + "/student") + " --videos " + dir + "/videos");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir + "/student/work/wan/video-latents.safetensors"));
+    EXPECT_TRUE(fs::exists(dir + "/student/config.json") && !fs::exists(dir + "/student/transformer"));
+    r = run_surgeon("generate --model " + dir + "/student --prompt 'a boat'" + kSize + " --steps 2 --out " + dir +
+                    "/v.mp4");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
     // A wrong number of videos: one error line, nothing written.
     fs::remove(dir + "/videos/clip1.mp4");
     r = run_surgeon(surgery_args(teacher, dir + "/bad") + " --videos " + dir + "/videos");
