@@ -5,27 +5,30 @@
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
-#include "surgery/student_checkpoint.h"
+#include "surgery/student.h"
 
 namespace surgeon::cli {
 
 namespace {
 struct ForwardArgs {
-    std::string model, plan, inputs, out;
+    std::string model, inputs, out;
+    StudentSpec student;
     bool dump_activations = false;
     CommonOptions common;
 };
 
 void run_forward(const ForwardArgs& a) {
     check_input_file(a.inputs, "--inputs");
-    check_output_path(a.out, {a.inputs, a.plan}, {a.model});
+    check_output_path(a.out, {a.inputs, a.student.plan}, {a.model, a.student.phi});
     const auto device = parse_device(a.common.device);
     torch::manual_seed(a.common.seed);
     auto in = load_safetensors(a.inputs);
     const auto& x = require_tensor(in, "in.latents", a.inputs);
     const auto& t = require_tensor(in, "in.timestep", a.inputs);
     const auto& c = require_tensor(in, "in.context", a.inputs);
-    auto loaded = load_model_or_student(a.model, a.plan, a.common.seed, device, parse_precision(a.common.dtype)).loaded;
+    auto spec = a.student;
+    spec.seed = a.common.seed;
+    auto loaded = load_wan_student(a.model, spec, device, parse_precision(a.common.dtype)).loaded;
     loaded.model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     loaded.model->eval();
     TensorMap out;
@@ -45,7 +48,7 @@ void register_forward(CLI::App& app) {
     auto a = std::make_shared<ForwardArgs>();
     auto* cmd = app.add_subcommand("forward", "One DiT forward: in.latents, in.timestep, in.context -> out.velocity");
     cmd->add_option("--model", a->model, "model folder (official or diffusers layout) or student folder")->required();
-    cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed when the model has none");
+    add_student_options(cmd, a->student);
     cmd->add_option("--inputs", a->inputs, "safetensors file with in.latents, in.timestep, in.context")->required();
     cmd->add_option("--out", a->out, "output safetensors file (out.velocity)")->required();
     cmd->add_flag("--dump-activations", a->dump_activations,

@@ -8,13 +8,14 @@
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
 #include "surgery/plan_report.h"
-#include "surgery/student_checkpoint.h"
+#include "surgery/student.h"
 
 namespace surgeon::cli {
 
 namespace {
 struct InspectArgs {
-    std::string model, plan;
+    std::string model;
+    StudentSpec student;
     int64_t frames = 81, height = 480, width = 832;
     bool tensors = true;
 };
@@ -25,7 +26,7 @@ void run_inspect(const InspectArgs& a) {
     Metadata meta;
     auto tensors = read_model_tensors(folder, &meta);
     // Validate against the model the config (and plan) imply: strict names, shapes, dtypes.
-    auto student = load_model_or_student(a.model, a.plan);
+    auto student = load_wan_student(a.model, a.student);
 
     std::map<std::string, int64_t> by_dtype;
     int64_t total = 0;
@@ -60,10 +61,10 @@ void run_inspect(const InspectArgs& a) {
 
 void register_inspect(CLI::App& app) {
     auto a = std::make_shared<InspectArgs>();
-    auto* cmd = app.add_subcommand("inspect", "Print a model folder's config, parameter count, dtypes and tensors");
+    auto* cmd = app.add_subcommand("inspect", "Print a model folder's config, parameter count, dtypes and tensors (with --plan: its FLOPs per block)");
     cmd->add_option("model", a->model, "model folder (official or diffusers layout)")->required();
     cmd->add_flag("!--no-tensors", a->tensors, "omit the tensor table");
-    cmd->add_option("--plan", a->plan, "attention plan JSON: also print its FLOPs per block and vs the teacher");
+    add_student_options(cmd, a->student);  // a plan also prints its FLOPs per block and vs the teacher
     cmd->add_option("--frames", a->frames, "video frames for the FLOPs report")->capture_default_str();
     cmd->add_option("--height", a->height, "video height for the FLOPs report")->capture_default_str();
     cmd->add_option("--width", a->width, "video width for the FLOPs report")->capture_default_str();

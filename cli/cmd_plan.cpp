@@ -12,6 +12,7 @@
 #include "core/fs.h"
 #include "model/model_io.h"
 #include "surgery/attention_swap.h"
+#include "surgery/stage2_latency.h"
 #include "surgery/stage2_rate_selection.h"
 
 namespace surgeon::cli {
@@ -54,9 +55,9 @@ void run_plan_uniform(const PlanUniformArgs& a, const CLI::App& cmd) {
                 static_cast<long long>(cfg.num_layers), e.normalized(cfg.head_dim()).describe().c_str());
 }
 struct PlanKnapsackArgs {
-    std::string model, errors, grid, solver = "dp", out;
+    std::string model, errors, grid, solver = "dp", out, cost = "flops", device = "cpu";
     double budget = 0;
-    int64_t frames = 81, height = 480, width = 832, units = 100000;
+    int64_t frames = 81, height = 480, width = 832, units = 100000, latency_iters = 3;
 };
 
 // "21x30x52" (tokens: frames x height x width) -> TokenGrid.
@@ -83,7 +84,16 @@ void run_plan_knapsack(const PlanKnapsackArgs& a, const CLI::App& cmd) {
                   a.frames, a.height, a.width);
     const TokenGrid grid = a.grid.empty() ? token_grid_for_video(cfg, a.frames, a.height, a.width) : parse_grid(a.grid);
     check_token_grid(grid, "plan knapsack");
-    const auto table = BlockErrorTable::load(a.errors);
+    auto table = BlockErrorTable::load(a.errors);
+    SURGEON_CHECK(a.latency_iters > 0 && a.latency_iters <= 1000, "--latency-iters must be in 1..1000, got {}",
+                  a.latency_iters);
+    if (a.cost == "latency") {
+        SURGEON_CHECK(!table.costs, "--cost latency: {} already has its own costs", a.errors);
+        const auto ms = price_by_latency(table, cfg, grid, LatencyOptions{parse_device(a.device), 1, a.latency_iters});
+        std::printf("measured attention latency per block on %s (median of %lld):\n", a.device.c_str(),
+                    static_cast<long long>(a.latency_iters));
+        for (size_t o = 0; o < ms.size(); ++o) std::printf("  %-12s %10.3f ms\n", table.names[o].c_str(), ms[o]);
+    }
     const auto sel = select_rates(table, cfg, grid, a.budget, parse_knapsack_solver(a.solver), a.units);
     std::printf("knapsack (%s%s) over %lld blocks x %zu options, grid %lldx%lldx%lld = %lld tokens, %s\n",
                 a.solver.c_str(), a.solver == "dp" ? fmt::format(", {} units", a.units).c_str() : "",
@@ -103,21 +113,21 @@ void register_plan_commands(CLI::App& app) {
     auto a = std::make_shared<PlanUniformArgs>();
     auto* cmd = plan->add_subcommand("uniform", "One attention kind and options for the chosen blocks");
     cmd->add_option("--model", a->model, "model folder (teacher or student) whose config sizes the plan")->required();
-    cmd->add_option("--kind", a->kind, "softmax, hybrid, linear or chunked")
-        ->check(CLI::IsMember({"softmax", "hybrid", "linear", "chunked"}))
+    cmd->add_option("--kind", a->kind, "attention kind of the chosen blocks")
+        ->check(CLI::IsMember(names_of(kAttentionKindNames)))
         ->capture_default_str();
     cmd->add_option("--rate", a->rate, "hybrid: every R-th token is a softmax key")->capture_default_str();
     cmd->add_option("--chunk", a->chunk, "chunked: T_c latent frames per chunk")->capture_default_str();
     cmd->add_option("--overlap", a->overlap, "chunked: T_o frames of softmax overlap")->capture_default_str();
     cmd->add_flag("--causal", a->causal, "chunked: linear keys only from earlier frames (recurrent)");
     cmd->add_option("--blocks", a->blocks, "all, or block indices i,j,... (others stay softmax)")->capture_default_str();
-    cmd->add_option("--feature-map", a->feature_map, "poly, hedgehog, elu1 or relu")
-        ->check(CLI::IsMember({"poly", "hedgehog", "elu1", "relu"}))
+    cmd->add_option("--feature-map", a->feature_map, "feature map of the linear branch")
+        ->check(CLI::IsMember(names_of(kFeatureMapNames)))
         ->capture_default_str();
     cmd->add_option("--poly-hidden", a->poly_hidden, "poly: MLP hidden width (0 = 2 x head dim)")->capture_default_str();
     cmd->add_option("--poly-parts", a->poly_parts, "poly: number of parts P (powers 1..P)")->capture_default_str();
-    cmd->add_option("--stabilizer", a->stabilizer, "max (the paper's) or lse (stock attention kernels)")
-        ->check(CLI::IsMember({"max", "lse"}))
+    cmd->add_option("--stabilizer", a->stabilizer, "row stabiliser: max (the paper's) or lse (stock attention kernels)")
+        ->check(CLI::IsMember(names_of(kStabilizerNames)))
         ->capture_default_str();
     cmd->add_option("--out", a->out, "plan JSON file to write")->required();
     cmd->callback([a, cmd]() { run_plan_uniform(*a, *cmd); });
@@ -137,6 +147,13 @@ void register_plan_commands(CLI::App& app) {
         ->check(CLI::IsMember({"dp", "brute"}))
         ->capture_default_str();
     kc->add_option("--units", k->units, "dp: grid steps of the budget")->capture_default_str();
+    kc->add_option("--cost", k->cost, "price options by attention FLOPs (cost model) or by their latency measured "
+                   "at the grid on --device (then the budget is a fraction of the teacher's measured attention time)")
+        ->check(CLI::IsMember({"flops", "latency"}))
+        ->capture_default_str();
+    kc->add_option("--device", k->device, "--cost latency: cpu, cuda or cuda:N")->capture_default_str();
+    kc->add_option("--latency-iters", k->latency_iters, "--cost latency: timed forwards per option (median)")
+        ->capture_default_str();
     kc->add_option("--out", k->out, "plan JSON file to write")->required();
     kc->callback([k, kc]() { run_plan_knapsack(*k, *kc); });
 }

@@ -5,14 +5,15 @@
 #include "core/safetensors.h"
 #include "core/tensor_checks.h"
 #include "model/model_io.h"
-#include "surgery/student_checkpoint.h"
 #include "pipelines/sampling.h"
+#include "surgery/student.h"
 
 namespace surgeon::cli {
 
 namespace {
 struct SampleArgs {
-    std::string model, plan, inputs, out, solver = "unipc";
+    std::string model, inputs, out, solver = "unipc";
+    StudentSpec student;
     int64_t steps = 50;
     double shift = 5.0, guidance = 5.0;
     bool trace = false;
@@ -21,7 +22,7 @@ struct SampleArgs {
 
 void run_sample(const SampleArgs& a) {
     check_input_file(a.inputs, "--inputs");
-    check_output_path(a.out, {a.inputs, a.plan}, {a.model});
+    check_output_path(a.out, {a.inputs, a.student.plan}, {a.model, a.student.phi});
     const auto device = parse_device(a.common.device);
     SampleOptions o;
     o.solver = parse_solver(a.solver);
@@ -36,7 +37,9 @@ void run_sample(const SampleArgs& a) {
     const auto& ctx = require_tensor(in, "in.context", a.inputs);
     torch::Tensor neg;
     if (o.guidance != 1.0) neg = require_tensor(in, "in.negative_context", a.inputs);
-    auto loaded = load_model_or_student(a.model, a.plan, a.common.seed, device, parse_precision(a.common.dtype)).loaded;
+    auto spec = a.student;
+    spec.seed = a.common.seed;
+    auto loaded = load_wan_student(a.model, spec, device, parse_precision(a.common.dtype)).loaded;
     loaded.model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     loaded.model->eval();
     TensorMap out;
@@ -58,11 +61,11 @@ void register_sample(CLI::App& app) {
     auto a = std::make_shared<SampleArgs>();
     auto* cmd = app.add_subcommand("sample", "Flow-matching sampling with CFG: in.noise, in.context, in.negative_context -> out.latents");
     cmd->add_option("--model", a->model, "model folder (official or diffusers layout) or student folder")->required();
-    cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed when the model has none");
+    add_student_options(cmd, a->student);
     cmd->add_option("--inputs", a->inputs, "safetensors file with in.noise, in.context, in.negative_context")->required();
     cmd->add_option("--out", a->out, "output safetensors file (out.latents; out.stepN with --trace)")->required();
-    cmd->add_option("--solver", a->solver, "unipc (official), unipc-diffusers or euler")
-        ->check(CLI::IsMember({"unipc", "unipc-diffusers", "euler"}))
+    cmd->add_option("--solver", a->solver, "sampler (unipc: the official one)")
+        ->check(CLI::IsMember(names_of(kSolverNames)))
         ->capture_default_str();
     cmd->add_option("--steps", a->steps, "number of sampling steps")->check(CLI::Range(1, 10000))->capture_default_str();
     cmd->add_option("--shift", a->shift, "flow shift")->check(finite_in(0, 1000, true))->capture_default_str();

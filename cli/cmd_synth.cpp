@@ -15,9 +15,7 @@
 #include "pipelines/synthbench_eval.h"
 #include "pipelines/trainer.h"
 #include "pipelines/wan_t2v.h"
-#include "surgery/attention_swap.h"
-#include "surgery/stage1_trainer.h"
-#include "surgery/student_checkpoint.h"
+#include "surgery/student.h"
 #include "vae/vae_io.h"
 #include "world/fidelity.h"
 #include "world/prompt.h"
@@ -34,8 +32,8 @@ struct SamplingFlags {
     int64_t steps = 0;
     double shift = 0, guidance = -1, eta = -1;
     void add(CLI::App* cmd) {
-        cmd->add_option("--solver", solver, "unipc, unipc-diffusers or euler (default: the model's)")
-            ->check(CLI::IsMember({"unipc", "unipc-diffusers", "euler"}));
+        cmd->add_option("--solver", solver, "sampler (default: the model's)")
+            ->check(CLI::IsMember(names_of(kSolverNames)));
         cmd->add_option("--steps", steps, "sampling steps (default: the model's)")->check(CLI::Range(1, 10000));
         cmd->add_option("--shift", shift, "flow shift (default: the model's)")->check(finite_in(0, 1000, true));
         cmd->add_option("--guidance", guidance, "CFG scale, 1 = off (default: the model's)")->check(finite_in(0, 1000));
@@ -97,70 +95,40 @@ void run_train(const TrainArgs& a) {
 }
 
 // ---------------------------------------------------------------------------------------------- generate
-// A synth model under an optional attention plan (--plan) with optional distilled feature maps (--phi, the
-// output folder of `surgeon distill`); phi not given are drawn from the seed.
-SynthModel load_synth_cli(const std::string& model, const std::string& plan, const std::string& phi,
-                          torch::Device device, Precision precision, uint64_t seed) {
-    auto m = load_synth_model(model, device, precision, plan, seed);
-    if (!phi.empty()) {
-        SURGEON_CHECK(plan_of(m.dit).num_converted() > 0, "--phi: {} runs no attention plan to load them into (give --plan)",
-                      model);
-        load_distilled_phi(m.dit, phi);
-    }
-    return m;
-}
-
 struct GenerateArgs {
-    std::string model, prompt, out, vae, context, trace, plan, phi;
+    std::string model, prompt, out, vae, context, trace;
+    StudentSpec student;
     int64_t frames = 81, height = 480, width = 832;
     SamplingFlags sampling;
     CommonOptions common;
 };
-void run_generate(const GenerateArgs& a) {
-    check_video_extension(a.out);
-    check_output_path(a.out, {a.context, a.plan}, {a.model, a.vae, a.phi});
+// A synthetic-world model from a prompt; --trace: the model's clean-video prediction x0 = x_i - sigma_i v_i at every
+// step, one row each.
+void generate_synth(const GenerateArgs& a, const StudentSpec& student, torch::Device device, Precision precision) {
+    SURGEON_CHECK(!a.prompt.empty(), "--prompt is required for a synthetic-world model");
+    auto m = load_synth_student(a.model, student, device, precision);
+    m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
+    auto o = a.sampling.resolve(m.settings.sampling);
+    o.progress = true;
+    std::vector<torch::Tensor> rows;
+    std::string sigmas;
+    StepCallback trace = [&](const StepState& s) {
+        rows.push_back(s.x0()[0].clamp(-1, 1).to(torch::kCPU));
+        sigmas += fmt::format("{}{:.3f}", s.step ? " " : "", s.sigma);
+    };
+    auto v = m.generate({a.prompt}, {a.common.seed}, o, a.trace.empty() ? StepCallback() : trace);  // [1, 3, T, H, W]
+    write_video(a.out, v[0]);
     if (!a.trace.empty()) {
-        SURGEON_CHECK(a.trace != a.out, "--trace and --out name the same file '{}'", a.out);
-        check_output_path(a.trace, {a.context, a.plan}, {a.model, a.vae, a.phi}, OutputKind::File, "--trace");
+        write_png(a.trace, contact_sheet_rows(rows));
+        std::printf("wrote %s: row i = the x0 prediction at step i, sigma %s\n", a.trace.c_str(), sigmas.c_str());
     }
-    const auto device = parse_device(a.common.device);
-    const auto precision = parse_precision(a.common.dtype);
-    if (!a.trace.empty())
-        SURGEON_CHECK(fs::path(a.trace).extension() == ".png", "--trace writes a PNG contact sheet: expected a .png path, got '{}'", a.trace);
-    if (is_synth_model_folder(a.model)) {
-        SURGEON_CHECK(!a.prompt.empty(), "--prompt is required for a synthetic-world model");
-        auto m = load_synth_cli(a.model, a.plan, a.phi, device, precision, a.common.seed);
-        m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
-        auto o = a.sampling.resolve(m.settings.sampling);
-        o.progress = true;
-        // --trace: the model's clean-video prediction x0 = x_i - sigma_i v_i at every step, one row each.
-        std::vector<torch::Tensor> rows;
-        std::string sigmas;
-        StepCallback trace = [&](const StepState& s) {
-            rows.push_back(s.x0()[0].clamp(-1, 1).to(torch::kCPU));
-            sigmas += fmt::format("{}{:.3f}", s.step ? " " : "", s.sigma);
-        };
-        auto v = m.generate({a.prompt}, {a.common.seed}, o, a.trace.empty() ? StepCallback() : trace);  // [1, 3, T, H, W]
-        write_video(a.out, v[0]);
-        if (!a.trace.empty()) {
-            write_png(a.trace, contact_sheet_rows(rows));
-            std::printf("wrote %s: row i = the x0 prediction at step i, sigma %s\n", a.trace.c_str(), sigmas.c_str());
-        }
-        std::printf("wrote %s (%s, seed %llu, %s %lld steps)\n", a.out.c_str(), a.prompt.c_str(),
-                    static_cast<unsigned long long>(a.common.seed), to_string(o.solver).c_str(), static_cast<long long>(o.steps));
-        return;
-    }
-    SURGEON_CHECK(a.trace.empty(), "--trace is for synthetic-world models (a Wan2.1 model's x0 is a latent)");
-    if (a.context.empty() && is_wan_t2v_folder(a.model)) {  // prompt -> umT5 -> DiT -> VAE (pipelines/wan_t2v)
-        SURGEON_CHECK(a.phi.empty(), "--phi (distilled feature maps of `surgeon distill`) is for synthetic-world models");
-        WanT2VRequest r{a.prompt, "", a.frames, a.height, a.width, a.common.seed, a.sampling.resolve(SampleOptions{}),
-                        a.vae, a.plan, device, precision, parse_attention_impl(a.common.attention_impl)};
-        r.sampling.progress = true;
-        write_video(a.out, generate_wan_t2v(a.model, r));
-        std::printf("wrote %s (%s, seed %llu)\n", a.out.c_str(), a.prompt.c_str(), static_cast<unsigned long long>(a.common.seed));
-        return;
-    }
-    // A real Wan2.1 model: prompt embeddings from a file (no umT5 yet), latents decoded by the Wan-VAE.
+    std::printf("wrote %s (%s, seed %llu, %s %lld steps)\n", a.out.c_str(), a.prompt.c_str(),
+                static_cast<unsigned long long>(a.common.seed), to_string(o.solver).c_str(), static_cast<long long>(o.steps));
+}
+
+// A real Wan2.1 DiT: prompt embeddings from a file (--context), latents decoded by the Wan-VAE.
+void generate_wan_from_context(const GenerateArgs& a, const StudentSpec& student, torch::Device device,
+                               Precision precision) {
     SURGEON_CHECK(!a.vae.empty() && !a.context.empty(),
                   "{} is a Wan2.1 model folder: --vae DIR and --context FILE (context [1, L, 4096], optional negative_context) are required",
                   a.model);
@@ -169,17 +137,16 @@ void run_generate(const GenerateArgs& a) {
     auto in = load_safetensors(a.context);
     auto ctx = require_tensor(in, "context", a.context);
     auto neg = in.count("negative_context") ? in.at("negative_context") : torch::zeros_like(ctx);
-    SURGEON_CHECK(a.phi.empty(), "--phi (distilled feature maps of `surgeon distill`) is for synthetic-world models");
-    auto model = load_model_or_student(a.model, a.plan, a.common.seed, device, precision).loaded.model;
+    auto model = load_wan_student(a.model, student, device, precision).loaded.model;
     model->set_attention_impl(parse_attention_impl(a.common.attention_impl));
-    SampleOptions def;
-    auto o = a.sampling.resolve(def);
+    auto o = a.sampling.resolve(SampleOptions{});
     o.progress = true;
     auto vae = vae::load_vae(a.vae, device);
     SURGEON_CHECK(vae.stats.has_value(), "{}: the VAE has no latent mean/std", a.vae);
     const auto& cfg = model->config();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(a.common.seed);
-    auto noise = at::randn({1, cfg.out_dim, (a.frames - 1) / 4 + 1, a.height / 8, a.width / 8}, gen);
+    const auto [lf, lh, lw] = vae_latent_size(a.frames, a.height, a.width);
+    auto noise = at::randn({1, cfg.out_dim, lf, lh, lw}, gen);
     // --eta (ancestral steps): the fresh noise continues the seed's stream after the initial noise.
     auto z = sample_video(model, noise, ctx, neg, o, nullptr, {}, [&](int64_t) { return at::randn(noise.sizes(), gen); });
     torch::NoGradGuard ng;
@@ -188,9 +155,36 @@ void run_generate(const GenerateArgs& a) {
     std::printf("wrote %s\n", a.out.c_str());
 }
 
+// Synthetic-world models; Wan2.1 folders with a text encoder and a prompt (pipelines/wan_t2v: umT5 -> DiT -> VAE);
+// Wan2.1 DiTs with --context and --vae.
+void run_generate(const GenerateArgs& a) {
+    check_video_extension(a.out);
+    auto student = a.student;
+    student.seed = a.common.seed;
+    check_output_path(a.out, {a.context, student.plan}, {a.model, a.vae, student.phi});
+    if (!a.trace.empty()) {
+        SURGEON_CHECK(a.trace != a.out, "--trace and --out name the same file '{}'", a.out);
+        check_output_path(a.trace, {a.context, student.plan}, {a.model, a.vae, student.phi}, OutputKind::File, "--trace");
+    }
+    const auto device = parse_device(a.common.device);
+    const auto precision = parse_precision(a.common.dtype);
+    if (!a.trace.empty())
+        SURGEON_CHECK(fs::path(a.trace).extension() == ".png", "--trace writes a PNG contact sheet: expected a .png path, got '{}'", a.trace);
+    if (is_synth_model_folder(a.model)) return generate_synth(a, student, device, precision);
+    SURGEON_CHECK(a.trace.empty(), "--trace is for synthetic-world models (a Wan2.1 model's x0 is a latent)");
+    SURGEON_CHECK(student.phi.empty(), "--phi (distilled feature maps of `surgeon distill`) is for synthetic-world models");
+    if (!a.context.empty() || !is_wan_t2v_folder(a.model)) return generate_wan_from_context(a, student, device, precision);
+    WanT2VRequest r{a.prompt, "", a.frames, a.height, a.width, a.common.seed, a.sampling.resolve(SampleOptions{}),
+                    a.vae, student.plan, device, precision, parse_attention_impl(a.common.attention_impl)};
+    r.sampling.progress = true;
+    write_video(a.out, generate_wan_t2v(a.model, r));
+    std::printf("wrote %s (%s, seed %llu)\n", a.out.c_str(), a.prompt.c_str(), static_cast<unsigned long long>(a.common.seed));
+}
+
 // ---------------------------------------------------------------------------------------------- eval
 struct EvalArgs {
-    std::string model, reference, json_out, sheet, plan, phi;
+    std::string model, reference, json_out, sheet;
+    StudentSpec student;
     std::vector<double> denoise_sigmas;
     int64_t num_samples = 8, batch = 4;
     SamplingFlags sampling;
@@ -198,11 +192,14 @@ struct EvalArgs {
 };
 void run_eval(const EvalArgs& a) {
     for (const auto& [path, flag] : {std::pair(a.json_out, "--json"), std::pair(a.sheet, "--sheet")})
-        if (!path.empty()) check_output_path(path, {a.plan}, {a.model, a.reference, a.phi}, OutputKind::File, flag);
+        if (!path.empty())
+            check_output_path(path, {a.student.plan}, {a.model, a.reference, a.student.phi}, OutputKind::File, flag);
     SURGEON_CHECK(a.json_out.empty() || a.json_out != a.sheet, "--json and --sheet name the same file '{}'", a.sheet);
     const auto device = parse_device(a.common.device);
     const auto precision = parse_precision(a.common.dtype);
-    auto m = load_synth_cli(a.model, a.plan, a.phi, device, precision, a.common.seed);
+    auto student = a.student;
+    student.seed = a.common.seed;
+    auto m = load_synth_student(a.model, student, device, precision);
     m.dit->set_attention_impl(parse_attention_impl(a.common.attention_impl));
     std::optional<SynthModel> ref;
     if (!a.reference.empty()) ref = load_synth_model(a.reference, device, precision);
@@ -215,8 +212,8 @@ void run_eval(const EvalArgs& a) {
     auto r = evaluate_synthbench(m, o, ref ? &*ref : nullptr);
     json& j = r.json;
     j["model"] = a.model;
-    if (!a.plan.empty()) j["plan"] = a.plan;
-    if (!a.phi.empty()) j["phi"] = a.phi;
+    if (!student.plan.empty()) j["plan"] = student.plan;
+    if (!student.phi.empty()) j["phi"] = student.phi;
     if (ref) j["reference_model"] = a.reference;
     if (!a.json_out.empty()) atomic_write(a.json_out, [&](std::ostream& out) { out << j.dump(1) << "\n"; });
     if (!a.sheet.empty()) write_png(a.sheet, contact_sheet_rows(r.sheet));
@@ -240,7 +237,7 @@ void register_synth_commands(CLI::App& app) {
             ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
         cmd->add_option("--device", a->device, "override the config's device (cpu, cuda)");
         cmd->add_option("--dtype", a->dtype, "override the config's CUDA precision")
-            ->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}));
+            ->check(CLI::IsMember(names_of(kPrecisionNames)));
         cmd->add_option("--init-from", a->init_from,
                         "start from this synth model folder's weights (same architecture) instead of a fresh init");
         cmd->add_option("--time-limit", a->time_limit,
@@ -260,8 +257,7 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_option("--frames", a->frames, "video frames, 4n+1 (real Wan models)")->capture_default_str();
         cmd->add_option("--height", a->height, "video height (real Wan models)")->capture_default_str();
         cmd->add_option("--width", a->width, "video width (real Wan models)")->capture_default_str();
-        cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed unless --phi");
-        cmd->add_option("--phi", a->phi, "output folder of `surgeon distill`: its trained feature maps (synthetic-world models)");
+        add_student_options(cmd, a->student);
         a->sampling.add(cmd);
         add_common_options(cmd, a->common);
         cmd->callback([a]() { run_generate(*a); });
@@ -282,8 +278,7 @@ void register_synth_commands(CLI::App& app) {
         cmd->add_option("--sheet", a->sheet, "write a PNG contact sheet of the first 8 videos");
         cmd->add_option("--denoise-sigmas", a->denoise_sigmas,
                         "also report the one-step x0 error at these noise levels (e.g. 0.05 0.2 0.5 0.8)");
-        cmd->add_option("--plan", a->plan, "attention plan JSON (surgeon plan ...); phi drawn from --seed unless --phi");
-        cmd->add_option("--phi", a->phi, "output folder of `surgeon distill`: its trained feature maps");
+        add_student_options(cmd, a->student);
         a->sampling.add(cmd);
         add_common_options(cmd, a->common);
         cmd->callback([a]() { run_eval(*a); });

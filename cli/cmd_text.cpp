@@ -5,12 +5,16 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/names.h"
 #include "core/safetensors.h"
 #include "text/text_encode.h"
 
 namespace surgeon::cli {
 
 namespace {
+
+// The umT5 encoder's precisions (--dtype): fp32, or bf16 as Wan runs it (norms and softmax in fp32).
+inline constexpr EnumName<torch::ScalarType> kTextDtypeNames[] = {{torch::kFloat32, "fp32"}, {torch::kBFloat16, "bf16"}};
 
 struct TextEncodeArgs {
     std::string model, out, device = "cpu", dtype = "fp32";
@@ -24,7 +28,7 @@ void run_text_encode(TextEncodeArgs a) {
     SURGEON_CHECK(a.text_len >= 0, "--text-len must be positive, got {}", a.text_len);
     if (a.negative) a.prompts.push_back(text::kWanNegativePrompt);
     SURGEON_CHECK(!a.prompts.empty(), "no prompt: give --prompt TEXT (repeatable) or --negative");
-    auto te = text::load_text_encoder(a.model, device, a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+    auto te = text::load_text_encoder(a.model, device, parse_name(kTextDtypeNames, a.dtype, "dtype"));
     const int64_t n = a.text_len > 0 ? a.text_len : te.folder.text_len;
     auto enc = text::encode_prompts(te, a.prompts, n);
     TensorMap out{{"out.ids", enc.ids.contiguous()},
@@ -49,9 +53,9 @@ void register_text_encode(CLI::App& app) {
     cmd->add_flag("--negative", a->negative, "also encode Wan's default negative prompt (last row)");
     cmd->add_option("--text-len", a->text_len, "tokens per row N (default: the model's text_len, 512)");
     cmd->add_option("--out", a->out, "output safetensors file (out.ids, out.lens, out.context)")->required();
-    cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
-    cmd->add_option("--dtype", a->dtype, "fp32, or bf16 (Wan's umT5 precision: norms and softmax in fp32)")
-        ->check(CLI::IsMember({"fp32", "bf16"}))
+    add_device_option(cmd, a->device);
+    cmd->add_option("--dtype", a->dtype, "precision (bf16: Wan's umT5 recipe, norms and softmax in fp32)")
+        ->check(CLI::IsMember(names_of(kTextDtypeNames)))
         ->capture_default_str();
     cmd->callback([a]() { run_text_encode(*a); });
 }

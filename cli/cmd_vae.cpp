@@ -49,10 +49,29 @@ torch::Tensor pick_tensor(const TensorMap& m, const std::string& key, const std:
     fail("{} holds {} tensors ({}); name one with --key", file, m.size(), names);
 }
 
-// Adds a batch dim to a 4-D tensor; returns whether it did.
-torch::Tensor batched(const torch::Tensor& t, bool* added) {
+// Tensor `name` of `file` checked (4-D or 5-D, floating point, finite) and as float32 with a batch dim; `added`:
+// whether the batch dim was added. `shapes` names the accepted shapes in the error.
+torch::Tensor checked_batch(const torch::Tensor& t, const std::string& name, const std::string& file, const char* shapes,
+                            bool* added) {
+    SURGEON_CHECK(t.dim() == 4 || t.dim() == 5, "tensor '{}' in {}: expected {}, got {}", name, file, shapes,
+                  shape_str(t.sizes()));
+    SURGEON_CHECK(t.is_floating_point(), "tensor '{}' in {}: expected a float tensor, got {}", name, file,
+                  c10::toString(t.scalar_type()));
+    check_finite(name, t);
     *added = t.dim() == 4;
-    return *added ? t.unsqueeze(0) : t;
+    return (*added ? t.unsqueeze(0) : t).to(torch::kFloat);
+}
+
+// --vae, --key, --normalized, --out and --device of encode and decode.
+void add_vae_options(CLI::App* cmd, VAEOptions& o, const char* key_help, const char* normalized_help,
+                     const char* out_help) {
+    cmd->add_option("--vae", o.vae,
+                    "VAE folder (Wan2.1_VAE.pth / .safetensors, or a diffusers AutoencoderKLWan folder) or file")
+        ->required();
+    cmd->add_option("--key", o.key, key_help);
+    cmd->add_flag("--normalized", o.normalized, normalized_help);
+    cmd->add_option("--out", o.out, out_help)->required();
+    add_device_option(cmd, o.device);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -68,14 +87,8 @@ void run_decode(const VAEOptions& o) {
     const auto file = load_safetensors(o.input);
     auto latents = pick_tensor(file, o.key, {"out.latents", "latents", "in.latents"}, o.input);
     const std::string name = o.key.empty() ? "latents" : o.key;
-    SURGEON_CHECK(latents.dim() == 4 || latents.dim() == 5,
-                  "tensor '{}' in {}: expected latents [C, T, h, w] or [B, C, T, h, w], got {}", name, o.input,
-                  shape_str(latents.sizes()));
-    SURGEON_CHECK(latents.is_floating_point(), "tensor '{}' in {}: expected a float tensor, got {}", name, o.input,
-                  c10::toString(latents.scalar_type()));
-    check_finite(name, latents);
     bool added = false;
-    auto z = batched(latents, &added).to(torch::kFloat);  // [B, C, T, h, w]
+    auto z = checked_batch(latents, name, o.input, "latents [C, T, h, w] or [B, C, T, h, w]", &added);  // [B, C, T, h, w]
     SURGEON_CHECK(z.numel() > 0, "tensor '{}' in {} is empty ({})", name, o.input, shape_str(latents.sizes()));
 
     auto vae = vae::load_vae(o.vae, device);
@@ -123,14 +136,8 @@ void run_encode(const VAEOptions& o) {
         SURGEON_CHECK(o.key.empty(), "--key applies to .safetensors inputs only, '{}' is a video file", o.input);
         video = read_video(o.input);  // [3, T, H, W]
     }
-    SURGEON_CHECK(video.dim() == 4 || video.dim() == 5,
-                  "tensor '{}' in {}: expected a video [3, T, H, W] or [B, 3, T, H, W], got {}", name, o.input,
-                  shape_str(video.sizes()));
-    SURGEON_CHECK(video.is_floating_point(), "tensor '{}' in {}: expected a float tensor, got {}", name, o.input,
-                  c10::toString(video.scalar_type()));
-    check_finite(name, video);
     bool added = false;
-    auto x = batched(video, &added).to(torch::kFloat);  // [B, 3, T, H, W]
+    auto x = checked_batch(video, name, o.input, "a video [3, T, H, W] or [B, 3, T, H, W]", &added);  // [B, 3, T, H, W]
     SURGEON_CHECK(x.size(1) == 3, "tensor '{}' in {}: expected 3 colour channels, got {} (shape {})", name, o.input,
                   x.size(1), shape_str(video.sizes()));
     const int64_t t = x.size(2), h = x.size(3), w = x.size(4);
@@ -161,17 +168,10 @@ void run_encode(const VAEOptions& o) {
 void register_vae_commands(CLI::App& app) {
     auto dec_opts = std::make_shared<VAEOptions>();
     auto* dec = app.add_subcommand("decode", "Decode Wan latents to a video with the Wan-VAE");
-    dec->add_option("--vae", dec_opts->vae,
-                    "VAE folder (Wan2.1_VAE.pth / .safetensors, or a diffusers AutoencoderKLWan folder) or file")
-        ->required();
+    add_vae_options(dec, *dec_opts, "tensor name in --latents (default: the only tensor, or out.latents)",
+                    "the latents are normalized ((mu - mean) / std, as the DiT produces them); undo that first",
+                    ".safetensors (key out.video, [3,T,H,W] clamped to [-1,1]), .mp4, .gif or .png (contact sheet)");
     dec->add_option("--latents", dec_opts->input, "safetensors file with latents [C,T,h,w] or [B,C,T,h,w]")->required();
-    dec->add_option("--key", dec_opts->key, "tensor name in --latents (default: the only tensor, or out.latents)");
-    dec->add_flag("--normalized", dec_opts->normalized,
-                  "the latents are normalized ((mu - mean) / std, as the DiT produces them); undo that first");
-    dec->add_option("--out", dec_opts->out,
-                    ".safetensors (key out.video, [3,T,H,W] clamped to [-1,1]), .mp4, .gif or .png (contact sheet)")
-        ->required();
-    dec->add_option("--device", dec_opts->device, "cpu, cuda or cuda:N")->capture_default_str();
     dec->add_option("--fps", dec_opts->fps, "frames per second of .mp4/.gif output")
         ->check(CLI::Range(1, 240))
         ->capture_default_str();
@@ -179,17 +179,13 @@ void register_vae_commands(CLI::App& app) {
 
     auto enc_opts = std::make_shared<VAEOptions>();
     auto* enc = app.add_subcommand("encode", "Encode a video to Wan latents (posterior mean) with the Wan-VAE");
-    enc->add_option("--vae", enc_opts->vae,
-                    "VAE folder (Wan2.1_VAE.pth / .safetensors, or a diffusers AutoencoderKLWan folder) or file")
-        ->required();
+    add_vae_options(enc, *enc_opts, "tensor name in a safetensors --video (default: the only tensor, or in.video)",
+                    "write normalized latents ((mu - mean) / std) for the DiT",
+                    ".safetensors with key out.latents (the posterior mean)");
     enc->add_option("--video", enc_opts->input,
                     "video file (anything ffmpeg reads) or safetensors with [3,T,H,W] / [B,3,T,H,W] in [-1,1]; "
                     "T = 1 + 4k, H and W multiples of 8")
         ->required();
-    enc->add_option("--key", enc_opts->key, "tensor name in a safetensors --video (default: the only tensor, or in.video)");
-    enc->add_flag("--normalized", enc_opts->normalized, "write normalized latents ((mu - mean) / std) for the DiT");
-    enc->add_option("--out", enc_opts->out, ".safetensors with key out.latents (the posterior mean)")->required();
-    enc->add_option("--device", enc_opts->device, "cpu, cuda or cuda:N")->capture_default_str();
     enc->callback([enc_opts] { run_encode(*enc_opts); });
 }
 

@@ -6,6 +6,10 @@
 
 #include <torch/torch.h>
 
+namespace surgeon {
+struct StudentSpec;  // surgery/student.h
+}
+
 namespace surgeon::cli {
 
 // Flags shared by commands that run a model.
@@ -16,7 +20,13 @@ struct CommonOptions {
     std::string attention_impl = "fast";  // fast | reference
 };
 void add_common_options(CLI::App* cmd, CommonOptions& o);
+void add_device_option(CLI::App* cmd, std::string& device);  // --device cpu | cuda | cuda:N
 torch::Device parse_device(const std::string& s);  // clear error when CUDA is asked for but absent
+
+// The student flags, declared once for every command that loads a model under an attention plan: --plan (the
+// plan JSON; none = the checkpoint's own plan, if any) and --phi (a `surgeon distill` run's feature maps). The
+// command sets spec.seed (phi in neither come from the seed) and loads through surgery/student.h, the one door.
+void add_student_options(CLI::App* cmd, StudentSpec& spec, bool plan_required = false);
 
 // Option validators (CLI::Range lets NaN through, and an unsigned option reads "-1" as 2^64 - 1):
 // a finite number in [lo, hi] (lo excluded when `lo_open`), and a non-negative integer written in digits.

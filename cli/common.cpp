@@ -1,21 +1,36 @@
 // Shared CLI flags and parsing helpers.
 #include "cli/commands.h"
 #include "core/error.h"
+#include "model/wan_model.h"
+#include "surgery/student.h"
 
 #include <algorithm>
 #include <cmath>
 
 namespace surgeon::cli {
 
+void add_device_option(CLI::App* cmd, std::string& device) {
+    cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
 void add_common_options(CLI::App* cmd, CommonOptions& o) {
-    cmd->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+    add_device_option(cmd, o.device);
     cmd->add_option("--dtype", o.dtype, "fp32, bf16 (bf16 GEMMs/attention, fp32 residual stream and norms: Wan's recipe) or bf16-lean (all bf16 but norm statistics, time embedding and head)")
-        ->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}))
+        ->check(CLI::IsMember(names_of(kPrecisionNames)))
         ->capture_default_str();
     cmd->add_option("--seed", o.seed, "random seed")->check(unsigned_integer())->capture_default_str();
     cmd->add_option("--attention-impl", o.attention_impl, "fast, or reference (the slow twin of every fast path)")
-        ->check(CLI::IsMember({"fast", "reference"}))
+        ->check(CLI::IsMember(names_of(kAttentionImplNames)))
         ->capture_default_str();
+}
+
+void add_student_options(CLI::App* cmd, StudentSpec& spec, bool plan_required) {
+    auto* plan = cmd->add_option("--plan", spec.plan,
+                                 "attention plan JSON (surgeon plan ...; default: the checkpoint's own plan, if any)");
+    if (plan_required) plan->required();
+    cmd->add_option("--phi", spec.phi,
+                    "output folder of `surgeon distill`: its trained feature maps (default: the checkpoint's, "
+                    "else drawn from --seed)");
 }
 
 CLI::Validator finite_in(double lo, double hi, bool lo_open) {

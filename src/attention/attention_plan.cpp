@@ -11,31 +11,11 @@
 namespace surgeon {
 using json = nlohmann::json;
 
-AttentionKind parse_attention_kind(const std::string& s) {
-    if (s == "softmax") return AttentionKind::Softmax;
-    if (s == "hybrid") return AttentionKind::Hybrid;
-    if (s == "linear") return AttentionKind::Linear;
-    if (s == "chunked") return AttentionKind::Chunked;
-    fail("unknown attention kind '{}' (expected softmax|hybrid|linear|chunked)", s);
-}
+AttentionKind parse_attention_kind(const std::string& s) { return parse_name(kAttentionKindNames, s, "attention kind"); }
+std::string to_string(AttentionKind k) { return name_of(kAttentionKindNames, k); }
 
-std::string to_string(AttentionKind k) {
-    switch (k) {
-        case AttentionKind::Softmax: return "softmax";
-        case AttentionKind::Hybrid: return "hybrid";
-        case AttentionKind::Linear: return "linear";
-        case AttentionKind::Chunked: return "chunked";
-    }
-    return "?";
-}
-
-Stabilizer parse_stabilizer(const std::string& s) {
-    if (s == "max") return Stabilizer::Max;
-    if (s == "lse") return Stabilizer::Lse;
-    fail("unknown stabilizer '{}' (expected max|lse)", s);
-}
-
-std::string to_string(Stabilizer s) { return s == Stabilizer::Max ? "max" : "lse"; }
+Stabilizer parse_stabilizer(const std::string& s) { return parse_name(kStabilizerNames, s, "stabilizer"); }
+std::string to_string(Stabilizer s) { return name_of(kStabilizerNames, s); }
 
 PlanEntry PlanEntry::normalized(int64_t D) const {
     PlanEntry r;

@@ -14,12 +14,17 @@
 namespace surgeon {
 
 enum class AttentionKind { Softmax, Hybrid, Linear, Chunked };
-AttentionKind parse_attention_kind(const std::string& s);  // "softmax" | "hybrid" | "linear" | "chunked"
+inline constexpr EnumName<AttentionKind> kAttentionKindNames[] = {{AttentionKind::Softmax, "softmax"},
+                                                                 {AttentionKind::Hybrid, "hybrid"},
+                                                                 {AttentionKind::Linear, "linear"},
+                                                                 {AttentionKind::Chunked, "chunked"}};
+AttentionKind parse_attention_kind(const std::string& s);
 std::string to_string(AttentionKind k);
 
 // c_i of method.md §2: Max = row max over the softmax keys (the paper's), Lse = their log-sum-exp.
 enum class Stabilizer { Max, Lse };
-Stabilizer parse_stabilizer(const std::string& s);  // "max" | "lse"
+inline constexpr EnumName<Stabilizer> kStabilizerNames[] = {{Stabilizer::Max, "max"}, {Stabilizer::Lse, "lse"}};
+Stabilizer parse_stabilizer(const std::string& s);
 std::string to_string(Stabilizer s);
 
 struct PlanEntry {

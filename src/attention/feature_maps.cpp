@@ -6,23 +6,8 @@
 
 namespace surgeon {
 
-FeatureMapKind parse_feature_map_kind(const std::string& s) {
-    if (s == "poly") return FeatureMapKind::Poly;
-    if (s == "hedgehog") return FeatureMapKind::Hedgehog;
-    if (s == "elu1") return FeatureMapKind::Elu1;
-    if (s == "relu") return FeatureMapKind::Relu;
-    fail("unknown feature map '{}' (expected poly|hedgehog|elu1|relu)", s);
-}
-
-std::string to_string(FeatureMapKind k) {
-    switch (k) {
-        case FeatureMapKind::Poly: return "poly";
-        case FeatureMapKind::Hedgehog: return "hedgehog";
-        case FeatureMapKind::Elu1: return "elu1";
-        case FeatureMapKind::Relu: return "relu";
-    }
-    return "?";
-}
+FeatureMapKind parse_feature_map_kind(const std::string& s) { return parse_name(kFeatureMapNames, s, "feature map"); }
+std::string to_string(FeatureMapKind k) { return name_of(kFeatureMapNames, k); }
 
 FeatureMapSpec FeatureMapSpec::resolved(int64_t D) const {
     FeatureMapSpec r;

@@ -7,10 +7,16 @@
 #include <cstdint>
 #include <string>
 
+#include "core/names.h"
+
 namespace surgeon {
 
 enum class FeatureMapKind { Poly, Hedgehog, Elu1, Relu };
-FeatureMapKind parse_feature_map_kind(const std::string& s);  // "poly" | "hedgehog" | "elu1" | "relu"
+inline constexpr EnumName<FeatureMapKind> kFeatureMapNames[] = {{FeatureMapKind::Poly, "poly"},
+                                                               {FeatureMapKind::Hedgehog, "hedgehog"},
+                                                               {FeatureMapKind::Elu1, "elu1"},
+                                                               {FeatureMapKind::Relu, "relu"}};
+FeatureMapKind parse_feature_map_kind(const std::string& s);
 std::string to_string(FeatureMapKind k);
 
 struct FeatureMapSpec {

@@ -6,9 +6,7 @@
 namespace surgeon {
 
 AttentionImpl parse_attention_impl(const std::string& s) {
-    if (s == "reference") return AttentionImpl::Reference;
-    if (s == "fast") return AttentionImpl::Fast;
-    fail("unknown attention implementation '{}' (expected reference|fast)", s);
+    return parse_name(kAttentionImplNames, s, "attention implementation");
 }
 
 void check_token_grid(const TokenGrid& g, const std::string& what) {
@@ -19,6 +17,6 @@ void check_token_grid(const TokenGrid& g, const std::string& what) {
                   "{}: token grid {}x{}x{} has more than {} tokens", what, g.frames, g.height, g.width, kMaxTokens);
 }
 
-std::string to_string(AttentionImpl impl) { return impl == AttentionImpl::Reference ? "reference" : "fast"; }
+std::string to_string(AttentionImpl impl) { return name_of(kAttentionImplNames, impl); }
 
 }  // namespace surgeon

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/names.h"
+
 namespace surgeon {
 
 // Patch grid of one sample: F' x H' x W' tokens in Wan's flat order j = f*(H'*W') + h*W' + w.
@@ -21,7 +23,9 @@ enum class AttentionImpl {
     Reference,  // literal equations, explicit scores in query tiles (bounded memory), fp32/fp64 math
     Fast,       // SDPA / cuDNN / FlashAttention / GEMM states / fused CUDA kernels
 };
-AttentionImpl parse_attention_impl(const std::string& s);  // "reference" | "fast"
+inline constexpr EnumName<AttentionImpl> kAttentionImplNames[] = {{AttentionImpl::Fast, "fast"},
+                                                                 {AttentionImpl::Reference, "reference"}};
+AttentionImpl parse_attention_impl(const std::string& s);
 std::string to_string(AttentionImpl impl);
 
 }  // namespace surgeon

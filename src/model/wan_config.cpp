@@ -30,25 +30,31 @@ void read_patch(const json& j, std::array<int64_t, 3>& p, const char* where) {
         p[i] = v[i].get<int64_t>();
     }
 }
+
+// The official config.json's fields (patch_size apart): f(key, member), for reading and writing.
+template <class Config, class F>
+void official_fields(Config& c, F&& f) {
+    f("model_type", c.model_type);
+    f("dim", c.dim);
+    f("ffn_dim", c.ffn_dim);
+    f("freq_dim", c.freq_dim);
+    f("in_dim", c.in_dim);
+    f("out_dim", c.out_dim);
+    f("num_heads", c.num_heads);
+    f("num_layers", c.num_layers);
+    f("text_len", c.text_len);
+    f("text_dim", c.text_dim);
+    f("eps", c.eps);
+    f("qk_norm", c.qk_norm);
+    f("cross_attn_norm", c.cross_attn_norm);
+}
 }  // namespace
 
 WanConfig WanConfig::from_official_json(const json& j) {
     SURGEON_CHECK(j.is_object(), "config.json: not a JSON object");
     WanConfig c;
     const char* w = "config.json";
-    read(j, "model_type", c.model_type, w);
-    read(j, "dim", c.dim, w);
-    read(j, "ffn_dim", c.ffn_dim, w);
-    read(j, "freq_dim", c.freq_dim, w);
-    read(j, "in_dim", c.in_dim, w);
-    read(j, "out_dim", c.out_dim, w);
-    read(j, "num_heads", c.num_heads, w);
-    read(j, "num_layers", c.num_layers, w);
-    read(j, "text_len", c.text_len, w);
-    read(j, "text_dim", c.text_dim, w);
-    read(j, "eps", c.eps, w);
-    read(j, "qk_norm", c.qk_norm, w);
-    read(j, "cross_attn_norm", c.cross_attn_norm, w);
+    official_fields(c, [&](const char* key, auto& v) { read(j, key, v, w); });
     read_patch(j, c.patch_size, w);
     if (j.contains("window_size")) {
         const auto& ws = j["window_size"];
@@ -92,11 +98,9 @@ WanConfig WanConfig::from_diffusers_json(const json& j) {
 }
 
 json WanConfig::to_json() const {
-    return json{{"_class_name", "WanModel"}, {"model_type", model_type}, {"dim", dim},
-                {"ffn_dim", ffn_dim},        {"freq_dim", freq_dim},     {"in_dim", in_dim},
-                {"out_dim", out_dim},        {"num_heads", num_heads},   {"num_layers", num_layers},
-                {"text_len", text_len},      {"text_dim", text_dim},     {"patch_size", patch_size},
-                {"eps", eps},                {"qk_norm", qk_norm},       {"cross_attn_norm", cross_attn_norm}};
+    json j{{"_class_name", "WanModel"}, {"patch_size", patch_size}};
+    official_fields(*this, [&](const char* key, const auto& v) { j[key] = v; });
+    return j;
 }
 
 void WanConfig::validate() const {
@@ -114,6 +118,9 @@ void WanConfig::validate() const {
     SURGEON_CHECK(dim <= (1 << 16) && ffn_dim <= (1 << 18) && num_layers <= 1024 && text_len <= (1 << 16),
                   "config: absurd sizes (dim {}, ffn_dim {}, num_layers {}, text_len {})", dim, ffn_dim, num_layers,
                   text_len);
+    SURGEON_CHECK(freq_dim <= (1 << 16) && in_dim <= (1 << 16) && out_dim <= (1 << 16) && text_dim <= (1 << 16),
+                  "config: absurd sizes (freq_dim {}, in_dim {}, out_dim {}, text_dim {})", freq_dim, in_dim, out_dim,
+                  text_dim);
     for (int i = 0; i < 3; ++i)
         SURGEON_CHECK(patch_size[i] > 0 && patch_size[i] <= 64, "config: patch_size[{}] must be in 1..64, got {}", i,
                       patch_size[i]);

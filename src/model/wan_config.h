@@ -48,6 +48,12 @@ struct WanConfig {
 // of a synth model): each size divided by the patch size, as the patch embedding's stride divides it.
 TokenGrid token_grid(const WanConfig& cfg, int64_t frames, int64_t height, int64_t width);
 
+// The latent size {F, H, W} of a frames x height x width video under the Wan-VAE's 4x8x8 compression (the first
+// frame alone, then 4 per latent frame: frames = 4k + 1 gives k + 1).
+inline std::array<int64_t, 3> vae_latent_size(int64_t frames, int64_t height, int64_t width) {
+    return {(frames - 1) / 4 + 1, height / 8, width / 8};
+}
+
 // Presets: "wan2.1-t2v-1.3b", "wan2.1-t2v-14b".
 WanConfig wan_preset(const std::string& name);
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attention/attention_core.h"
+#include "core/names.h"
 #include "model/wan_config.h"
 #include "ops/rope.h"
 
@@ -28,7 +29,9 @@ using ActivationTap = std::function<void(const std::string& name, const torch::T
 // embedding and the head stay fp32. About half the memory traffic of the elementwise work, which dominates
 // the step of small models (docs/BENCHMARKS.md, bench_train).
 enum class Precision { Float32, BFloat16, BFloat16Lean };
-Precision parse_precision(const std::string& s);  // "fp32" | "bf16" | "bf16-lean"
+inline constexpr EnumName<Precision> kPrecisionNames[] = {
+    {Precision::Float32, "fp32"}, {Precision::BFloat16, "bf16"}, {Precision::BFloat16Lean, "bf16-lean"}};
+Precision parse_precision(const std::string& s);
 std::string to_string(Precision p);
 
 struct ForwardContext {

@@ -10,21 +10,8 @@
 
 namespace surgeon {
 
-SolverKind parse_solver(const std::string& s) {
-    if (s == "unipc") return SolverKind::UniPC;
-    if (s == "unipc-diffusers") return SolverKind::UniPCDiffusers;
-    if (s == "euler") return SolverKind::Euler;
-    fail("unknown solver '{}' (expected unipc|unipc-diffusers|euler)", s);
-}
-
-std::string to_string(SolverKind k) {
-    switch (k) {
-        case SolverKind::UniPC: return "unipc";
-        case SolverKind::UniPCDiffusers: return "unipc-diffusers";
-        case SolverKind::Euler: return "euler";
-    }
-    return "?";
-}
+SolverKind parse_solver(const std::string& s) { return parse_name(kSolverNames, s, "solver"); }
+std::string to_string(SolverKind k) { return name_of(kSolverNames, k); }
 
 namespace {
 double f32(double x) { return static_cast<double>(static_cast<float>(x)); }

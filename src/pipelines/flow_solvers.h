@@ -10,10 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "core/names.h"
+
 namespace surgeon {
 
 enum class SolverKind { UniPC, UniPCDiffusers, Euler };
-SolverKind parse_solver(const std::string& s);  // "unipc" | "unipc-diffusers" | "euler"
+inline constexpr EnumName<SolverKind> kSolverNames[] = {
+    {SolverKind::UniPC, "unipc"}, {SolverKind::UniPCDiffusers, "unipc-diffusers"}, {SolverKind::Euler, "euler"}};
+SolverKind parse_solver(const std::string& s);
 std::string to_string(SolverKind k);
 
 struct Schedule {

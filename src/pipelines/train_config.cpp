@@ -63,7 +63,7 @@ void train_fields(Config& c, F&& f) {
     f("seed", c.seed, Accepts{});
     f("log_every", c.log_every, at_least(1));
     f("checkpoint_every", c.checkpoint_every, at_least(1));
-    f("dtype", c.dtype, one_of({"bf16", "bf16-lean", "fp32"}));
+    f("dtype", c.dtype, one_of(names_of(kPrecisionNames)));
     f("device", c.device, Accepts{});
     f("max_shard_bytes", c.max_shard_bytes, at_least(1));
     f("init_from", c.init_from, Accepts{});
