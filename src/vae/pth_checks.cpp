@@ -69,7 +69,12 @@ struct PickleScan {
         for (int32_t k : kids)
             if (k != kLeaf) children[static_cast<size_t>(parent)].push_back(k);
     }
-    void put(uint64_t idx) { memo[idx] = top(); }
+    // libtorch's unpickler sizes its memo table by the largest index: an index beyond what the program could have
+    // memoised (one object per byte at most) would make a 2 KB file allocate gigabytes.
+    void put(uint64_t idx) {
+        if (idx > n) bad("memo index " + std::to_string(idx) + " beyond the pickle's size");
+        memo[idx] = top();
+    }
     void get(uint64_t idx) {
         auto it = memo.find(idx);
         if (it == memo.end()) bad("memo entry not found");

@@ -178,6 +178,20 @@ TEST(PthChecks, DeepPicklesAreRefusedWithoutRecursion) {
     EXPECT_NE(error_of([&] { vae::read_torch_checkpoint(path); }).find("nests"), std::string::npos);
 }
 
+// Found by fuzz_pth (fuzz/regressions/pth/): LONG_BINPUT 72054639 in a 2 KB checkpoint made libtorch's unpickler
+// size its memo table for 72 million entries (1.5 GB, seconds). Memo indices are bounded by the pickle's size.
+TEST(PthChecks, MemoIndexBeyondThePickleIsRefused) {
+    std::string p = "\x80\x02}r";
+    put(p, 72054639, 4);
+    p += ".";
+    EXPECT_NE(scan_error(p).find("memo index 72054639 beyond the pickle's size"), std::string::npos) << scan_error(p);
+    std::string ok = "\x80\x02}r";
+    put(ok, 3, 4);
+    EXPECT_EQ(scan_error(ok + "."), "");
+    const auto path = write_pth("memo.pth", p, floats(4));
+    EXPECT_NE(error_of([&] { vae::read_torch_checkpoint(path); }).find("beyond the pickle's size"), std::string::npos);
+}
+
 TEST(PthChecks, RecordsLargerThanTheArchiveAreRefused) {
     const auto dir = temp_dir("pth_zip");
     const std::string z = stored_zip({{"archive/data.pkl", tensor_pickle(0, 4, 1)}, {"archive/byteorder", "little"},
