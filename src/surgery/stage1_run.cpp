@@ -16,6 +16,8 @@
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/video_io.h"
+#include "core/run_lock.h"
+#include "core/finite_guard.h"
 #include "model/model_io.h"
 #include "pipelines/synth_model.h"
 #include "surgery/stage2_rate_selection.h"
@@ -290,6 +292,7 @@ DistillRunResult run_stage1(const DistillRunConfig& c, Stage1Run run, const Stag
     SURGEON_CHECK(rounds_done <= r.rounds_total, "{}/progress.json: {} rounds done, but the run has {}", ckpt,
                   rounds_done, r.rounds_total);
     fs::create_directories(c.out);
+    const RunLock lock(c.out, "distill");  // one writer per run folder
     Progress bar("distill", r.rounds_total, c.progress, rounds_done);
     const int64_t at_start = rounds_done;
     for (; rounds_done < r.rounds_total; ++rounds_done) {
@@ -306,6 +309,7 @@ DistillRunResult run_stage1(const DistillRunConfig& c, Stage1Run run, const Stag
         const auto mean = train_round(trainer, src.record(first, count), c, rounds_done, bar);  // [options]
         run.progress["loss"].push_back(std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()));
         run.progress["rounds_done"] = rounds_done + 1;
+        check_state_finite(std::vector<torch::Tensor>{mean}, "distill", rounds_done + 1, "the round's loss");  // keeps the last checkpoint
         atomic_write_dir(ckpt, [&](const std::string& tmp) {
             trainer.save(tmp);
             atomic_write(tmp + "/progress.json", [&](std::ostream& os) { os << run.progress.dump(1) << "\n"; });

@@ -17,6 +17,8 @@
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/video_io.h"
+#include "core/run_lock.h"
+#include "core/finite_guard.h"
 #include "model/model_io.h"
 #include "pipelines/flat_adamw.h"
 #include "pipelines/train_losses.h"
@@ -349,6 +351,7 @@ void save_run(const RunFolder& f, int64_t step, double elapsed, const Trainables
         prog["window_teacher"] = w.teacher.item<double>();
         prog["window_grad_norm"] = w.grad_norm.item<double>();
     }
+    check_state_finite(st, "finetune", step);  // a diverged state never replaces the last good checkpoint
     atomic_write_dir(f.ck.string(), [&](const std::string& tmp) {
         save_safetensors((fs::path(tmp) / "state.safetensors").string(), st);
         atomic_write((fs::path(tmp) / "progress.json").string(), [&](std::ostream& o) { o << prog.dump() << "\n"; });
@@ -410,6 +413,7 @@ FinetuneResult run_stage3(const FinetuneConfig& c, const Stage3Hooks& h, int64_t
 
     // The record (the first thing written).
     fs::create_directories(f.out);
+    const RunLock lock(f.out.string(), "finetune");  // one writer per run folder
     atomic_write(f.cfg_path.string(), [&](std::ostream& o) {
         o << json{{"settings", c.settings_json()}, {"plan", plan.to_json()}, {"trainable_tensors", names.size()}}.dump(1)
           << "\n";
