@@ -45,9 +45,9 @@ args_of() {  # the command line of COMMAND writing OUT
 resume_flag() { case $1 in train|distill|finetune) echo "--resume" ;; *) echo "" ;; esac; }
 
 # Digest of a finished run: every file's bytes, except wall times: JSON keys naming seconds/elapsed, CSV columns
-# named so, a checkpoint's `history` tensor's last column (elapsed seconds), and torch.save's random
-# serialization_id record (.pt files are compared record by record); PNG renderings and report.md (which print
-# those times) are left out.
+# named so, a checkpoint's `history` tensor's last column (elapsed seconds); libtorch archives (.pt) are compared
+# by their tensor storages (their serialization_id is random and their state is keyed by memory addresses); PNG
+# renderings and report.md (which print those times) are left out.
 digest() {
   "$PY" - "$1" <<'PY'
 import hashlib, json, os, re, struct, sys
@@ -72,10 +72,13 @@ for dirpath, _, files in sorted(os.walk(root)):
             rows = [r.split(',') for r in data.decode().splitlines()]
             keep = [i for i, c in enumerate(rows[0]) if not timed.search(c)] if rows else []
             data = '\n'.join(','.join(r[i] for i in keep if i < len(r)) for r in rows).encode()
-        elif f.endswith(('.pt', '.pth')):  # torch.save: a zip whose serialization_id record is random per save
+        elif f.endswith(('.pt', '.pth')):
+            # libtorch archives (the optimizer state): a random serialization_id, and state keyed by the tensors'
+            # memory addresses in data.pkl and code/; the storages (data/N, in parameter order) are the state.
             import zipfile
             with zipfile.ZipFile(p) as z:
-                data = b''.join(n.encode() + z.read(n) for n in sorted(z.namelist()) if not n.endswith('serialization_id'))
+                data = b''.join(n.split('/', 1)[1].encode() + z.read(n) for n in sorted(z.namelist())
+                                if re.search(r'/data/[0-9]+$', n))
         elif f.endswith('.safetensors'):
             n = struct.unpack('<Q', data[:8])[0]
             h = json.loads(data[8:8 + n])
