@@ -298,13 +298,37 @@ std::string report_markdown(const json& r) {
     return s;
 }
 
+// The built-in options that fit the teacher's video: a temporal chunk (with its overlap) longer than the latent video
+// is left out (a short Wan video at --frames 5 has 2 latent frames), as is anything else its grid cannot take.
+json builtin_options(const char* text, const Teacher& teacher) {
+    const json all = json::parse(text);
+    const WanConfig cfg = teacher.config();
+    const TokenGrid grid = teacher.grid();
+    json kept = json::array();
+    for (const auto& o : all["options"]) {
+        std::vector<std::string> names;
+        std::vector<PlanEntry> entries;
+        parse_table_options(json::array({o}), "built-in options", names, entries);
+        try {
+            validate_entry(entries[0].normalized(cfg.head_dim()), cfg.head_dim(), &grid, "built-in option");
+            kept.push_back(o);
+        } catch (const Error&) {
+            std::printf("surgery: option %s does not fit the teacher's %lld latent frames; left out\n",
+                        names[0].c_str(), static_cast<long long>(grid.frames));
+        }
+    }
+    return json{{"options", kept}};
+}
+
 // Stage 1 into work/stage1 (skipped when its table exists, resumed from its checkpoint); returns that folder.
 std::string stage1_step(const SurgeryConfig& c, const Preset& p, Teacher& teacher, const std::string& work) {
     std::string options = c.options;
     if (options.empty()) {
         options = work + "/options.json";
-        const char* text = c.preset == "quick" ? kQuickOptions : kDefaultOptions;
-        if (!file_exists(options)) atomic_write(options, [&](std::ostream& o) { o << text << "\n"; });
+        if (!file_exists(options)) {
+            const json j = builtin_options(c.preset == "quick" ? kQuickOptions : kDefaultOptions, teacher);
+            atomic_write(options, [&](std::ostream& o) { o << j.dump(1) << "\n"; });
+        }
     }
     const std::string stage1 = work + "/stage1";
     if (file_exists(stage1 + "/block_errors.json")) return stage1;
