@@ -1,6 +1,6 @@
 // Hybrid/linear/chunked attention: fast composite path == literal reference twin (forward and gradients) over
 // random shapes, limits (rate 1, whole-video chunk, linear direct formula), recurrent == parallel, stability.
-// Run: ctest --test-dir build-attn -R 'HybridAttention|FeatureMap'
+// Run: ctest --test-dir build -R 'HybridAttention|FeatureMap'
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -8,6 +8,7 @@
 #include "attention/hybrid_attention.h"
 #include "attention/softmax_attention.h"
 #include "core/error.h"
+#include "testing/attention_cases.h"
 #include "testing/testing.h"
 
 namespace surgeon {
@@ -15,65 +16,24 @@ namespace {
 using testing::rel_error;
 using torch::Tensor;
 
-struct Shape {
-    int64_t B, F, Hp, Wp, H, D;
-    TokenGrid grid() const { return {F, Hp, Wp}; }
-    int64_t N() const { return F * Hp * Wp; }
-};
+using Shape = testing::AttentionShape;
+using Inputs = testing::AttentionInputs;
 // N = 18 (not divisible by 4 or 7), batch 2 with N = 36, a single frame, 5 frames (T_c = 2, 3 do not divide).
 const std::vector<Shape> kShapes = {{1, 3, 2, 3, 2, 8}, {2, 4, 3, 3, 2, 16}, {1, 1, 5, 7, 1, 8}, {2, 5, 2, 2, 3, 8}};
 
-struct Inputs {
-    Tensor q, k, v, pq, pk;  // [B, N, H, D], phi [B, N, H, 2D]
-};
 Inputs random_inputs(const Shape& s, uint64_t seed, bool grad = false) {
-    torch::manual_seed(seed);
-    auto o = torch::TensorOptions().dtype(torch::kFloat32);
-    Inputs in;
-    in.q = torch::randn({s.B, s.N(), s.H, s.D}, o);
-    in.k = torch::randn({s.B, s.N(), s.H, s.D}, o);
-    in.v = torch::randn({s.B, s.N(), s.H, s.D}, o);
-    in.pq = torch::softplus(torch::randn({s.B, s.N(), s.H, 2 * s.D}, o));
-    in.pk = torch::softplus(torch::randn({s.B, s.N(), s.H, 2 * s.D}, o));
+    auto in = testing::random_attention_inputs(s, seed);
     if (grad)
         for (auto* t : {&in.q, &in.k, &in.v, &in.pq, &in.pk}) t->requires_grad_(true);
     return in;
 }
 
-PlanEntry hybrid(int64_t R, Stabilizer st) {
-    PlanEntry e;
-    e.kind = AttentionKind::Hybrid;
-    e.rate = R;
-    e.stabilizer = st;
-    return e;
-}
-PlanEntry chunked(int64_t Tc, int64_t To, bool causal, Stabilizer st) {
-    PlanEntry e;
-    e.kind = AttentionKind::Chunked;
-    e.chunk = Tc;
-    e.overlap = To;
-    e.causal = causal;
-    e.stabilizer = st;
-    return e;
-}
-PlanEntry linear() {
-    PlanEntry e;
-    e.kind = AttentionKind::Linear;
-    return e;
-}
+using testing::chunked_entry;
+using testing::hybrid_entry;
+using testing::linear_entry;
 
 // Every kind and stabiliser valid on `s` (chunks no longer than the video).
-std::vector<PlanEntry> entries_for(const Shape& s) {
-    std::vector<PlanEntry> out = {linear()};
-    for (auto st : {Stabilizer::Max, Stabilizer::Lse}) {
-        for (int64_t R : {1, 2, 3, 4, 7}) out.push_back(hybrid(R, st));
-        for (int64_t Tc : {1, 2, 3})
-            for (int64_t To : {0, 1})
-                for (bool causal : {false, true})
-                    if (Tc <= s.F && (To < s.F || Tc == s.F)) out.push_back(chunked(Tc, To, causal, st));
-    }
-    return out;
-}
+std::vector<PlanEntry> entries_for(const Shape& s) { return testing::plan_entries_for(s, {1, 2, 3, 4, 7}, {0, 1}); }
 
 TEST(HybridAttention, FastMatchesReferenceForEveryKind) {
     int n = 0;
@@ -125,7 +85,7 @@ TEST(HybridAttention, GradientsAgree) {
 TEST(HybridAttention, FeatureMapParameterGradientsAgree) {
     const Shape s = kShapes[3];
     for (auto fm : {FeatureMapKind::Poly, FeatureMapKind::Hedgehog}) {
-        for (auto e : {hybrid(3, Stabilizer::Max), chunked(2, 1, true, Stabilizer::Lse), linear()}) {
+        for (auto e : {hybrid_entry(3, Stabilizer::Max), chunked_entry(2, 1, true, Stabilizer::Lse), linear_entry()}) {
             e.feature_map.kind = fm;
             HybridAttention core(e, s.H, s.D, 5);
             auto in = random_inputs(s, 3);
@@ -149,7 +109,8 @@ TEST(HybridAttention, RateOneAndWholeVideoChunkReproduceSoftmax) {
         auto in = random_inputs(s, 21);
         auto teacher = softmax_attention(in.q, in.k, in.v, AttentionImpl::Reference);
         for (auto st : {Stabilizer::Max, Stabilizer::Lse}) {
-            for (const auto& e : {hybrid(1, st), chunked(s.F, 0, false, st), chunked(s.F, 2, true, st)}) {
+            for (const auto& e :
+                 {hybrid_entry(1, st), chunked_entry(s.F, 0, false, st), chunked_entry(s.F, 2, true, st)}) {
                 for (auto impl : {AttentionImpl::Reference, AttentionImpl::Fast}) {
                     auto y = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), impl);
                     EXPECT_LE(rel_error(y, teacher), 1e-6) << e.describe() << " " << to_string(impl);
@@ -157,7 +118,7 @@ TEST(HybridAttention, RateOneAndWholeVideoChunkReproduceSoftmax) {
             }
         }
         // lse at rate 1 is the SDPA output itself: the linear state S_all - S_S is exactly zero.
-        auto fast = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, hybrid(1, Stabilizer::Lse), s.grid(),
+        auto fast = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, hybrid_entry(1, Stabilizer::Lse), s.grid(),
                                      AttentionImpl::Fast);
         EXPECT_TRUE(torch::equal(fast, softmax_attention(in.q, in.k, in.v, AttentionImpl::Fast)));
     }
@@ -172,7 +133,7 @@ TEST(HybridAttention, LinearEqualsDirectFormula) {
         auto direct = torch::einsum("bnhf,bhfd->bnhd", {pq, S}) /
                       torch::einsum("bnhf,bhf->bnh", {pq, z}).unsqueeze(-1);       // [B, N, H, D]
         for (auto impl : {AttentionImpl::Reference, AttentionImpl::Fast}) {
-            auto y = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, linear(), s.grid(), impl);
+            auto y = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, linear_entry(), s.grid(), impl);
             EXPECT_LE(rel_error(y, direct), testing::kTwinRelTolF32) << to_string(impl);
         }
     }
@@ -186,7 +147,7 @@ TEST(HybridAttention, RecurrentEqualsParallelForCausalChunks) {
     for (auto st : {Stabilizer::Max, Stabilizer::Lse}) {
         for (int64_t Tc : {1, 2, 3}) {
             for (int64_t To : {0, 1, 3}) {
-                auto e = chunked(Tc, To, true, st);
+                auto e = chunked_entry(Tc, To, true, st);
                 auto par = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), AttentionImpl::Reference);
                 auto rec = chunked_causal_recurrent(in.q, in.k, in.v, in.pq, in.pk, e, s.grid());
                 // Positive weights: attention of |v| is y_abs; features have 2D terms, N keys, F chunk rescalings.
@@ -198,7 +159,7 @@ TEST(HybridAttention, RecurrentEqualsParallelForCausalChunks) {
         }
     }
     // Memory does not grow with the number of chunks: at most T_o frames stay cached.
-    CausalChunkState state(chunked(1, 2, true, Stabilizer::Lse), s.Hp * s.Wp);
+    CausalChunkState state(chunked_entry(1, 2, true, Stabilizer::Lse), s.Hp * s.Wp);
     const int64_t hw = s.Hp * s.Wp;
     for (int64_t f = 0; f < s.F; ++f) {
         auto sl = [&](const Tensor& t) { return t.narrow(1, f * hw, hw); };
@@ -212,7 +173,7 @@ TEST(HybridAttention, RecurrentEqualsParallelForCausalChunks) {
 TEST(HybridAttention, CoreRecurrentModeMatchesParallel) {
     const Shape s{1, 5, 2, 2, 2, 8};
     auto in = random_inputs(s, 51);
-    auto e = chunked(2, 1, true, Stabilizer::Max);
+    auto e = chunked_entry(2, 1, true, Stabilizer::Max);
     HybridAttention core(e, s.H, s.D, 3);
     auto par = core->forward(in.q, in.k, in.v, s.grid());
     core->set_recurrent(true);
@@ -260,7 +221,7 @@ TEST(HybridAttention, FreshBlockIsNearSoftmaxOnTS) {
     // Inputs: q, k with unit RMS per head (what Wan's q/k RMSNorm gives before its gain), N = 512 tokens.
     const Shape s{1, 4, 8, 16, 2, 32};
     auto in = random_inputs(s, 91);
-    const auto e = hybrid(4, Stabilizer::Lse);
+    const auto e = hybrid_entry(4, Stabilizer::Lse);
     HybridAttention core(e, s.H, s.D, 17);
     torch::NoGradGuard ng;
     auto [pq, pk] = core->features(in.q, in.k);
@@ -302,8 +263,9 @@ TEST(HybridAttention, MaxStabilizerFastEqualsReferenceInBf16) {
     for (const auto& s : {kShapes[1], kShapes[3]}) {
         auto in = random_inputs(s, 101);
         auto bf = [](const Tensor& t) { return t.to(torch::kBFloat16); };
-        for (const auto& e : {hybrid(2, Stabilizer::Max), hybrid(3, Stabilizer::Max), chunked(1, 1, true, Stabilizer::Max),
-                              chunked(2, 0, false, Stabilizer::Max)}) {
+        for (const auto& e : {hybrid_entry(2, Stabilizer::Max), hybrid_entry(3, Stabilizer::Max),
+                              chunked_entry(1, 1, true, Stabilizer::Max),
+                              chunked_entry(2, 0, false, Stabilizer::Max)}) {
             torch::manual_seed(3);
             auto ls = torch::randn({s.H});
             auto ref = hybrid_attention(bf(in.q), bf(in.k), bf(in.v), in.pq, in.pk, e, s.grid(), AttentionImpl::Reference,
@@ -325,14 +287,15 @@ TEST(HybridAttention, QuerySubsetEqualsRowsOfTheFullOutput) {
     auto in = random_inputs(s, 111);
     auto idx = torch::tensor({0, 5, 7, 8, 20, 35}, torch::kLong);
     auto ls = torch::randn({s.H});
-    for (const auto& e : {hybrid(2, Stabilizer::Lse), hybrid(3, Stabilizer::Max), hybrid(5, Stabilizer::Lse), linear()}) {
+    for (const auto& e : {hybrid_entry(2, Stabilizer::Lse), hybrid_entry(3, Stabilizer::Max),
+                          hybrid_entry(5, Stabilizer::Lse), linear_entry()}) {
         auto full = hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, e, s.grid(), AttentionImpl::Reference, 512, ls);
         auto sub = hybrid_attention_query_subset(in.q.index_select(1, idx), in.k, in.v, in.pq.index_select(1, idx),
                                                  in.pk, e, s.grid(), ls);
         EXPECT_LE(rel_error(sub, full.index_select(1, idx)), testing::kTwinRelTolF32) << e.describe();
     }
     EXPECT_THROW(hybrid_attention_query_subset(in.q.narrow(1, 0, 3), in.k, in.v, in.pq.narrow(1, 0, 3), in.pk,
-                                               chunked(1, 0, false, Stabilizer::Lse), s.grid()),
+                                               chunked_entry(1, 0, false, Stabilizer::Lse), s.grid()),
                  Error);
 }
 
@@ -391,7 +354,8 @@ TEST(HybridAttention, FiniteWithExtremeScoresAndEqualKeys) {
     for (const auto& [name, qk] : cases) {
         for (auto fm : {FeatureMapKind::Poly, FeatureMapKind::Hedgehog, FeatureMapKind::Elu1, FeatureMapKind::Relu}) {
             for (auto st : {Stabilizer::Max, Stabilizer::Lse}) {
-                for (auto e : {hybrid(2, st), chunked(1, 1, true, st), chunked(2, 0, false, st), linear()}) {
+                for (auto e :
+                     {hybrid_entry(2, st), chunked_entry(1, 1, true, st), chunked_entry(2, 0, false, st), linear_entry()}) {
                     e.feature_map.kind = fm;
                     HybridAttention core(e, s.H, s.D, 9);
                     for (auto impl : {AttentionImpl::Reference, AttentionImpl::Fast}) {
@@ -414,7 +378,7 @@ TEST(HybridAttention, RejectsMismatchedInputs) {
     const Shape s = kShapes[0];
     auto in = random_inputs(s, 71);
     try {
-        hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, hybrid(2, Stabilizer::Lse), TokenGrid{2, 2, 3},
+        hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, hybrid_entry(2, Stabilizer::Lse), TokenGrid{2, 2, 3},
                          AttentionImpl::Fast);
         FAIL() << "expected an error";
     } catch (const Error& e) {
@@ -422,7 +386,7 @@ TEST(HybridAttention, RejectsMismatchedInputs) {
             << e.what();
     }
     try {
-        hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, chunked(4, 0, false, Stabilizer::Lse), s.grid(),
+        hybrid_attention(in.q, in.k, in.v, in.pq, in.pk, chunked_entry(4, 0, false, Stabilizer::Lse), s.grid(),
                          AttentionImpl::Fast);
         FAIL() << "expected an error";
     } catch (const Error& e) {

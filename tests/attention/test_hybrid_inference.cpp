@@ -8,6 +8,7 @@
 #include "attention/hybrid_attention.h"
 #include "attention/hybrid_inference.h"
 #include "ops/hybrid_ops.h"
+#include "testing/attention_cases.h"
 #include "testing/testing.h"
 
 namespace surgeon {
@@ -15,51 +16,18 @@ namespace {
 using testing::rel_error;
 using torch::Tensor;
 
-struct Shape {
-    int64_t B, F, Hp, Wp, H, D;
-    TokenGrid grid() const { return {F, Hp, Wp}; }
-    int64_t N() const { return F * Hp * Wp; }
-};
+using Shape = testing::AttentionShape;
+using Inputs = testing::AttentionInputs;
 const std::vector<Shape> kShapes = {{1, 3, 2, 3, 2, 8}, {2, 4, 3, 3, 2, 16}, {1, 1, 5, 7, 1, 8}, {2, 5, 2, 2, 3, 8},
                                     {2, 7, 3, 5, 3, 16}};
 
-struct Inputs {
-    Tensor q, k, v, pq, pk, ls;
-};
 Inputs random_inputs(const Shape& s, uint64_t seed) {
-    torch::manual_seed(seed);
-    Inputs in;
-    in.q = torch::randn({s.B, s.N(), s.H, s.D});
-    in.k = torch::randn({s.B, s.N(), s.H, s.D});
-    in.v = torch::randn({s.B, s.N(), s.H, s.D});
-    in.pq = torch::softplus(torch::randn({s.B, s.N(), s.H, 2 * s.D}));
-    in.pk = torch::softplus(torch::randn({s.B, s.N(), s.H, 2 * s.D}));
+    auto in = testing::random_attention_inputs(s, seed);
     in.ls = torch::randn({s.H}) * 2;
     return in;
 }
 
-std::vector<PlanEntry> entries_for(const Shape& s) {
-    std::vector<PlanEntry> out;
-    PlanEntry lin;
-    lin.kind = AttentionKind::Linear;
-    out.push_back(lin);
-    for (auto st : {Stabilizer::Max, Stabilizer::Lse}) {
-        for (int64_t R : {1, 2, 3, 4, 7}) {
-            PlanEntry e;
-            e.kind = AttentionKind::Hybrid, e.rate = R, e.stabilizer = st;
-            out.push_back(e);
-        }
-        for (int64_t Tc : {1, 2, 3})
-            for (int64_t To : {0, 1, 2})
-                for (bool causal : {false, true}) {
-                    if (Tc > s.F || (To >= s.F && Tc != s.F)) continue;
-                    PlanEntry e;
-                    e.kind = AttentionKind::Chunked, e.chunk = Tc, e.overlap = To, e.causal = causal, e.stabilizer = st;
-                    out.push_back(e);
-                }
-    }
-    return out;
-}
+std::vector<PlanEntry> entries_for(const Shape& s) { return testing::plan_entries_for(s, {1, 2, 3, 4, 7}, {0, 1, 2}); }
 
 TEST(HybridInference, EqualsReferenceInFloat32ForEveryKind) {
     int n = 0;

@@ -1,5 +1,5 @@
 // CUDA fast paths against their CPU / float64 twins. Skipped (not passed) on machines without a GPU;
-// run on the H200 by `PHASES="build test" scripts/gpu_session.sh` (ctest -L gpu).
+// run on the GPU machine by `PHASES="build test" scripts/gpu_session.sh` (ctest -L gpu).
 #include "core/safetensors.h"
 #include "model/model_io.h"
 #include "ops/rope.h"

@@ -1,6 +1,6 @@
 // `surgeon train` on CUDA, on the tiny config: every precision and both optimisers run, the loss is finite and
-// falls, the two optimisers agree (same math; bf16 rounding allowed), and the model exports. Runs in the GPU
-// session's test phase, before any long training run.
+// falls, the two optimisers agree (same math; bf16 rounding allowed), and the model exports. Runs in the test
+// phase of scripts/gpu_session.sh, before any long training run.
 #include <filesystem>
 
 #include "core/fs.h"

@@ -5,6 +5,7 @@
 #include "attention/hybrid_attention.h"
 #include "attention/hybrid_inference.h"
 #include "ops/hybrid_ops.h"
+#include "testing/attention_cases.h"
 #include "testing/testing.h"
 
 using namespace surgeon;
@@ -16,53 +17,20 @@ using torch::Tensor;
 
 namespace {
 
-struct Shape {
-    int64_t B, F, Hp, Wp, H, D;
-    TokenGrid grid() const { return {F, Hp, Wp}; }
-    int64_t N() const { return F * Hp * Wp; }
-};
+using Shape = AttentionShape;
+using Inputs = AttentionInputs;  // bf16 on CUDA (ls float32)
 // N = 105 (odd), N = 252, N = 1,155 (not divisible by 2, 4, 8; 7 frames: T_c = 2, 3 do not divide).
 const std::vector<Shape> kShapes = {{2, 5, 3, 7, 3, 128}, {1, 7, 4, 9, 2, 64}, {2, 7, 11, 15, 3, 128}};
 
-struct Inputs {
-    Tensor q, k, v, pq, pk, ls;  // bf16 on CUDA (ls float32)
-};
 Inputs cuda_inputs(const Shape& s, uint64_t seed) {
-    torch::manual_seed(seed);
-    auto bf = [](const Tensor& t) { return t.to(torch::kCUDA, torch::kBFloat16); };
-    Inputs in;
-    in.q = bf(torch::randn({s.B, s.N(), s.H, s.D}));
-    in.k = bf(torch::randn({s.B, s.N(), s.H, s.D}));
-    in.v = bf(torch::randn({s.B, s.N(), s.H, s.D}));
-    in.pq = bf(torch::softplus(torch::randn({s.B, s.N(), s.H, 2 * s.D})));
-    in.pk = bf(torch::softplus(torch::randn({s.B, s.N(), s.H, 2 * s.D})));
+    auto in = random_attention_inputs(s, seed);
+    for (auto* t : {&in.q, &in.k, &in.v, &in.pq, &in.pk}) *t = t->to(torch::kCUDA, torch::kBFloat16);
     // lambda exp(s)/|T_L| with phi.phi ~ D: s around -log(D) puts both branches at similar mass (both matter).
     in.ls = (torch::randn({s.H}) - std::log(static_cast<double>(s.D))).to(torch::kCUDA);
     return in;
 }
 
-std::vector<PlanEntry> entries_for(const Shape& s) {
-    std::vector<PlanEntry> out;
-    PlanEntry lin;
-    lin.kind = AttentionKind::Linear;
-    out.push_back(lin);
-    for (auto st : {Stabilizer::Lse, Stabilizer::Max}) {
-        for (int64_t R : {1, 2, 3, 4, 8}) {
-            PlanEntry e;
-            e.kind = AttentionKind::Hybrid, e.rate = R, e.stabilizer = st;
-            out.push_back(e);
-        }
-        for (int64_t Tc : {1, 2, 3})
-            for (int64_t To : {0, 1, 3})
-                for (bool causal : {false, true}) {
-                    if (Tc > s.F || To >= s.F) continue;
-                    PlanEntry e;
-                    e.kind = AttentionKind::Chunked, e.chunk = Tc, e.overlap = To, e.causal = causal, e.stabilizer = st;
-                    out.push_back(e);
-                }
-    }
-    return out;
-}
+std::vector<PlanEntry> entries_for(const Shape& s) { return plan_entries_for(s, {1, 2, 3, 4, 8}, {0, 1, 3}); }
 
 Tensor cpu_f32(const Tensor& t) { return t.to(torch::kCPU, torch::kFloat32); }
 

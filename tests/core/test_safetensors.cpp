@@ -90,29 +90,29 @@ TEST(Safetensors, CorruptFilesGiveClearErrors) {
     };
     { std::ofstream(p) << "abc"; }
     expect_error("truncated");
-    write_raw(p, "{}", "", 1ull << 40);
-    expect_error("header size");
-    write_raw(p, "{\"a\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "1234", 1000);
-    expect_error("truncated");
-    write_raw(p, "{not json", "");
-    expect_error("invalid JSON");
-    write_raw(p, "[1,2]", "");
-    expect_error("not a JSON object");
-    write_raw(p, "{\"a\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "1234");
-    expect_error("outside the data section");
-    write_raw(p, "{\"a\": {\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", "12345678");
-    expect_error("12 bytes");
-    write_raw(p, "{\"a\": {\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", "12345678");
-    expect_error("unsupported safetensors dtype 'Q4'");
-    write_raw(p, "{\"a\": {\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", "12345678");
-    expect_error("non-negative");
-    write_raw(p,
-              "{\"a\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-              "\"b\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-              "123456789012");
-    expect_error("overlap");
-    write_raw(p, "{\"a\": {\"dtype\":\"F32\",\"shape\":[2]}}", "12345678");
-    expect_error("needs dtype, shape and data_offsets");
+    // header, data, declared header size (-1: the real one), what the error says
+    const std::string f32_2 = R"("a": {"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+    const struct {
+        std::string header, data;
+        int64_t size;
+        const char* needle;
+    } cases[] = {
+        {"{}", "", int64_t{1} << 40, "header size"},
+        {"{" + f32_2 + "}", "1234", 1000, "truncated"},
+        {"{not json", "", -1, "invalid JSON"},
+        {"[1,2]", "", -1, "not a JSON object"},
+        {"{" + f32_2 + "}", "1234", -1, "outside the data section"},
+        {R"({"a": {"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678", -1, "12 bytes"},
+        {R"({"a": {"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", "12345678", -1, "unsupported safetensors dtype 'Q4'"},
+        {R"({"a": {"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", "12345678", -1, "non-negative"},
+        {"{" + f32_2 + R"(, "b": {"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", "123456789012", -1, "overlap"},
+        {R"({"a": {"dtype":"F32","shape":[2]}})", "12345678", -1, "needs dtype, shape and data_offsets"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.needle);
+        write_raw(p, c.header, c.data, c.size);
+        expect_error(c.needle);
+    }
     EXPECT_NE(error_of([&] { load_safetensors(dir + "/nope.safetensors"); }).find("does not exist"), std::string::npos);
 }
 

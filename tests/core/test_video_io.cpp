@@ -1,6 +1,6 @@
 // core/video_io round trips: write MP4 / GIF / PNG, read back with ffmpeg, compare roughly (lossy codecs);
 // contact-sheet layout; clear errors for bad paths and shapes. Needs the ffmpeg program.
-// Run: ctest --test-dir build-vae -R 'VideoIO'
+// Run: ctest --test-dir build -R 'VideoIO'
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -27,14 +27,18 @@ double mean_abs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b)
 
 bool have_ffmpeg() { return std::system("ffmpeg -version >/dev/null 2>&1") == 0; }
 
+// Writes v to `path` at `fps`, reads it back and expects the same shape and a mean error below `tolerance`.
+void expect_round_trip(const std::string& path, const torch::Tensor& v, int fps, double tolerance) {
+    write_video(path, v, fps);
+    auto r = read_video(path);
+    ASSERT_EQ(r.sizes().vec(), v.sizes().vec()) << path;
+    EXPECT_LT(mean_abs(r, v), tolerance) << path;
+}
+
 TEST(VideoIO, Mp4RoundTrip) {
     if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg not installed";
     const auto dir = temp_dir("vio_mp4");
-    const auto v = test_video(9, 32, 48);
-    write_video(dir + "/a.mp4", v, 16);
-    auto r = read_video(dir + "/a.mp4");
-    ASSERT_EQ(r.sizes().vec(), v.sizes().vec());
-    EXPECT_LT(mean_abs(r, v), 0.03);
+    expect_round_trip(dir + "/a.mp4", test_video(9, 32, 48), 16, 0.03);
     EXPECT_EQ(read_video(dir + "/a.mp4", 4).size(1), 4);
     // Odd sizes are padded to even ones for H.264.
     write_video(dir + "/odd.mp4", test_video(3, 17, 23), 8);
@@ -50,11 +54,7 @@ TEST(VideoIO, Mp4RoundTrip) {
 TEST(VideoIO, GifRoundTrip) {
     if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg not installed";
     const auto dir = temp_dir("vio_gif");
-    const auto v = test_video(5, 32, 48);
-    write_video(dir + "/a.gif", v, 10);
-    auto r = read_video(dir + "/a.gif");
-    ASSERT_EQ(r.sizes().vec(), v.sizes().vec());
-    EXPECT_LT(mean_abs(r, v), 0.05);
+    expect_round_trip(dir + "/a.gif", test_video(5, 32, 48), 10, 0.05);
     remove_tree(dir);
 }
 
