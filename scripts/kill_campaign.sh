@@ -73,12 +73,12 @@ for dirpath, _, files in sorted(os.walk(root)):
             keep = [i for i, c in enumerate(rows[0]) if not timed.search(c)] if rows else []
             data = '\n'.join(','.join(r[i] for i in keep if i < len(r)) for r in rows).encode()
         elif f.endswith(('.pt', '.pth')):
-            # libtorch archives (the optimizer state): a random serialization_id, and state keyed by the tensors'
-            # memory addresses in data.pkl and code/; the storages (data/N, in parameter order) are the state.
+            # libtorch archives (the optimizer state): a random serialization_id, and the state keyed (and ordered)
+            # by the tensors' memory addresses; the set of storages (data/N) is the state.
             import zipfile
             with zipfile.ZipFile(p) as z:
-                data = b''.join(n.split('/', 1)[1].encode() + z.read(n) for n in sorted(z.namelist())
-                                if re.search(r'/data/[0-9]+$', n))
+                data = b''.join(sorted(hashlib.sha256(z.read(n)).digest() for n in z.namelist()
+                                       if re.search(r'/data/[0-9]+$', n)))
         elif f.endswith('.safetensors'):
             n = struct.unpack('<Q', data[:8])[0]
             h = json.loads(data[8:8 + n])
