@@ -53,7 +53,7 @@ void register_distill(CLI::App& app) {
     cmd->add_option("--time-limit", a->c.time_limit_s, "stop cleanly after the round that crosses this many seconds "
                                                        "(then --resume)");
     cmd->add_flag("--resume", a->c.resume, "continue the run in --out (same settings)");
-    cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+    add_device_option(cmd, a->device);
     cmd->callback([a]() {
         a->c.train.loss = parse_distill_loss(a->loss);
         a->c.validate();

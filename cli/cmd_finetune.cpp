@@ -40,7 +40,7 @@ void register_finetune(CLI::App& app) {
     cmd->add_option("--save-dtype", a->c.save_dtype, "precision of model/ weights: fp32 | bf16")->capture_default_str();
     cmd->add_flag("--resume", a->c.resume, "continue the run in --out (same settings)");
     cmd->add_option("--time-limit", a->c.time_limit_s, "stop cleanly after this many seconds (then --resume)");
-    cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+    add_device_option(cmd, a->device);
     cmd->add_option("--dtype", a->c.dtype, "compute precision on CUDA: fp32 | bf16 | bf16-lean (CPU: fp32)")->capture_default_str();
     cmd->callback([a]() {
         check_output_path(a->c.out, {}, {a->c.student, a->c.teacher}, OutputKind::Folder);

@@ -87,7 +87,7 @@ void run_plan_knapsack(const PlanKnapsackArgs& a, const CLI::App& cmd) {
     auto table = BlockErrorTable::load(a.errors);
     SURGEON_CHECK(a.latency_iters > 0 && a.latency_iters <= 1000, "--latency-iters must be in 1..1000, got {}",
                   a.latency_iters);
-    if (a.cost == "latency") {
+    if (parse_name(kStageTwoCostNames, a.cost, "cost") == StageTwoCost::Latency) {
         SURGEON_CHECK(!table.costs, "--cost latency: {} already has its own costs", a.errors);
         const auto ms = price_by_latency(table, cfg, grid, LatencyOptions{parse_device(a.device), 1, a.latency_iters});
         std::printf("measured attention latency per block on %s (median of %lld):\n", a.device.c_str(),
@@ -144,12 +144,12 @@ void register_plan_commands(CLI::App& app) {
     kc->add_option("--width", k->width, "video width")->capture_default_str();
     kc->add_option("--grid", k->grid, "token grid FxHxW instead of a video size (e.g. 16x16x16 for the synth teacher)");
     kc->add_option("--solver", k->solver, "dp (grid DP: proven optimal, or a stated lower bound) or brute (every combination)")
-        ->check(CLI::IsMember({"dp", "brute"}))
+        ->check(CLI::IsMember(names_of(kKnapsackSolverNames)))
         ->capture_default_str();
     kc->add_option("--units", k->units, "dp: grid steps of the budget")->capture_default_str();
     kc->add_option("--cost", k->cost, "price options by attention FLOPs (cost model) or by their latency measured "
                    "at the grid on --device (then the budget is a fraction of the teacher's measured attention time)")
-        ->check(CLI::IsMember({"flops", "latency"}))
+        ->check(CLI::IsMember(names_of(kStageTwoCostNames)))
         ->capture_default_str();
     kc->add_option("--device", k->device, "--cost latency: cpu, cuda or cuda:N")->capture_default_str();
     kc->add_option("--latency-iters", k->latency_iters, "--cost latency: timed forwards per option (median)")

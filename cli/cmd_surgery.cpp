@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "model/wan_model.h"
 #include "surgery/surgery.h"
 
 namespace surgeon::cli {
@@ -27,8 +28,8 @@ void register_surgery(CLI::App& app) {
     cmd->add_option("--preset", c->preset, "quick (2-core CPU, minutes) or full (one GPU)")
         ->check(CLI::IsMember({"quick", "full"}))->capture_default_str();
     cmd->add_option("--options", c->options, "options JSON for stages 1-2 (default: softmax, R2, R4, R8, linear)");
-    cmd->add_option("--device", c->device, "cpu, cuda or cuda:N")->capture_default_str();
-    cmd->add_option("--dtype", c->dtype, "stage-3 precision on CUDA")->check(CLI::IsMember({"fp32", "bf16", "bf16-lean"}))
+    add_device_option(cmd, c->device);
+    cmd->add_option("--dtype", c->dtype, "stage-3 precision on CUDA")->check(CLI::IsMember(names_of(kPrecisionNames)))
         ->capture_default_str();
     cmd->add_option("--distill-prompts", c->distill_prompts, "override the preset's stage-1 training prompts");
     cmd->add_option("--distill-updates", c->distill_updates, "override the preset's stage-1 updates per round");

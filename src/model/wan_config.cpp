@@ -121,9 +121,6 @@ void WanConfig::validate() const {
     SURGEON_CHECK(freq_dim <= (1 << 16) && in_dim <= (1 << 16) && out_dim <= (1 << 16) && text_dim <= (1 << 16),
                   "config: absurd sizes (freq_dim {}, in_dim {}, out_dim {}, text_dim {})", freq_dim, in_dim, out_dim,
                   text_dim);
-    SURGEON_CHECK(freq_dim <= (1 << 16) && in_dim <= (1 << 16) && out_dim <= (1 << 16) && text_dim <= (1 << 16),
-                  "config: absurd sizes (freq_dim {}, in_dim {}, out_dim {}, text_dim {})", freq_dim, in_dim, out_dim,
-                  text_dim);
     for (int i = 0; i < 3; ++i)
         SURGEON_CHECK(patch_size[i] > 0 && patch_size[i] <= 64, "config: patch_size[{}] must be in 1..64, got {}", i,
                       patch_size[i]);

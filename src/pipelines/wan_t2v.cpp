@@ -82,7 +82,8 @@ torch::Tensor generate_wan_t2v(const std::string& dir, const WanT2VRequest& r) {
                   vae.weights_path, vae.model->config().z_dim, cfg.out_dim);
     stage.done("DiT and VAE loaded");
     auto gen = at::make_generator<at::CPUGeneratorImpl>(r.seed);
-    auto noise = at::randn({1, cfg.out_dim, (r.frames - 1) / 4 + 1, r.height / 8, r.width / 8}, gen);
+    const auto lat = vae_latent_size(r.frames, r.height, r.width);
+    auto noise = at::randn({1, cfg.out_dim, lat[0], lat[1], lat[2]}, gen);
     auto z = sample_video(model, noise, ctx, neg, r.sampling, nullptr, {},
                           [&](int64_t) { return at::randn(noise.sizes(), gen); });
     stage.done("sampled");

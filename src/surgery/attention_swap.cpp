@@ -53,7 +53,8 @@ TokenGrid token_grid_for_video(const WanConfig& cfg, int64_t frames, int64_t hei
     SURGEON_CHECK(height % (8 * p[1]) == 0 && width % (8 * p[2]) == 0,
                   "video size: expected height and width divisible by {} and {}, got {}x{}", 8 * p[1], 8 * p[2],
                   height, width);
-    return token_grid(cfg, (frames - 1) / 4 + 1, height / 8, width / 8);  // the Wan-VAE's 4x8x8 compression
+    const auto lat = vae_latent_size(frames, height, width);  // the Wan-VAE's 4x8x8 compression
+    return token_grid(cfg, lat[0], lat[1], lat[2]);
 }
 
 }  // namespace surgeon

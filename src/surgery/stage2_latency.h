@@ -6,10 +6,16 @@
 #include <vector>
 
 #include "attention/attention_latency.h"
+#include "core/names.h"
 #include "model/wan_config.h"
 #include "surgery/block_errors.h"
 
 namespace surgeon {
+
+// What stage 2 prices an option by: attention FLOPs (the cost model) or measured latency.
+enum class StageTwoCost { Flops, Latency };
+inline constexpr EnumName<StageTwoCost> kStageTwoCostNames[] = {{StageTwoCost::Flops, "flops"},
+                                                               {StageTwoCost::Latency, "latency"}};
 
 // Median milliseconds per option (the table's order), then table.costs[b][o] = that time for every block.
 std::vector<double> price_by_latency(BlockErrorTable& table, const WanConfig& cfg, const TokenGrid& grid,

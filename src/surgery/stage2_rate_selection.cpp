@@ -19,9 +19,7 @@ namespace surgeon {
 using json = nlohmann::json;
 
 KnapsackSolver parse_knapsack_solver(const std::string& s) {
-    if (s == "dp") return KnapsackSolver::Dp;
-    if (s == "brute") return KnapsackSolver::Brute;
-    fail("unknown knapsack solver '{}' (expected dp|brute)", s);
+    return parse_name(kKnapsackSolverNames, s, "knapsack solver");
 }
 
 namespace {

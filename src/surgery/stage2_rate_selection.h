@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "attention/attention_plan.h"
+#include "core/names.h"
 #include "model/wan_config.h"
 #include "surgery/block_errors.h"
 #include "surgery/stage2_knapsack.h"
@@ -17,6 +18,8 @@
 namespace surgeon {
 
 enum class KnapsackSolver { Dp, Brute };
+inline constexpr EnumName<KnapsackSolver> kKnapsackSolverNames[] = {{KnapsackSolver::Dp, "dp"},
+                                                                   {KnapsackSolver::Brute, "brute"}};
 KnapsackSolver parse_knapsack_solver(const std::string& s);  // "dp" | "brute"
 
 struct RateSelection {
