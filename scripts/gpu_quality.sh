@@ -6,8 +6,8 @@
 #   wait    wait until all jobs are done or WAIT seconds (default 540) have passed; print the summary so far
 #   pack    results (eval JSONs, reports, pictures, logs) and the best student into $OUT in 15 MB parts
 # Jobs (JOBS="S1 S2 H ablate" by default; all on the bundled teacher, budget 0.5, full preset, $STEPS stage-3 steps):
-#   S1   surgeon surgery with chunked options added to the default set (C4: T_c=4; C2o1: T_c=2, T_o=1)
-#   S2   surgeon surgery with the default options
+#   S1   surgeon surgery with the full preset's default options (hybrid, chunked C4 / C2o1, linear)
+#   S2   surgeon surgery with the hybrid + linear options only (examples/distill-options.json: no chunks)
 #   H    hybrid everywhere: R2 in blocks 0-3, R4 in 4-7 (49.4% FLOPs), phi from S2's stage 1, same stage 3
 #   ablations: stage 1 variants on 16 prompts (value, score, max, noised ground truth, linear-only options), knapsack at
 #        the budget, no stage 3; 192 prompts at seed 0
@@ -79,16 +79,6 @@ job_ablate() {
 case $verb in
 start)
   rm -rf "$Q"; mkdir -p "$Q/logs" "$Q/ev"
-  cat >"$Q/opts_chunk.json" <<'J'
-{"options": [
-  {"name": "softmax", "kind": "softmax"},
-  {"name": "R2", "kind": "hybrid", "rate": 2},
-  {"name": "R4", "kind": "hybrid", "rate": 4},
-  {"name": "R8", "kind": "hybrid", "rate": 8},
-  {"name": "C4", "kind": "chunked", "chunk": 4, "overlap": 0},
-  {"name": "C2o1", "kind": "chunked", "chunk": 2, "overlap": 1},
-  {"name": "linear", "kind": "linear"}]}
-J
   setsid nohup "$0" jobs >"$Q/logs/main.log" 2>&1 < /dev/null &
   sleep 2; echo "started; jobs in $Q" ;;
 jobs)
@@ -96,8 +86,8 @@ jobs)
   # distill ~10 GB: S1 and S2 together with the ablations ran out of memory on an 80 GB H100.
   for j in ${JOBS:-S1 S2 H ablate}; do
     case $j in
-      S1) job_surgery S1 --options "$Q/opts_chunk.json" & ;;
-      S2) job_surgery S2 & ;;
+      S1) job_surgery S1 & ;;
+      S2) job_surgery S2 --options examples/distill-options.json & ;;
       H) job_hybrid & ;;
       ablate) job_ablate & ;;
     esac
@@ -113,7 +103,7 @@ wait)
   tail -c 300 "$Q/logs/H.log" 2>/dev/null | tr '\r' '\n' | tail -2 ;;
 pack)
   cd "$Q"
-  tar cf "$OUT/results.tar" ev logs opts_chunk.json H_plan.json $(for l in S1 S2; do ls -d $l/report* $l/plan.json $l/work/stage1/block_errors*.json $l/work/stage1/errors.png $l/work/main/plan.json $l/work/main/stage3/loss.csv 2>/dev/null; done) H_ft/loss.csv 2>/dev/null
+  tar cf "$OUT/results.tar" ev logs H_plan.json $(for l in S1 S2; do ls -d $l/report* $l/plan.json $l/work/stage1/block_errors*.json $l/work/stage1/errors.png $l/work/main/plan.json $l/work/main/stage3/loss.csv 2>/dev/null; done) H_ft/loss.csv 2>/dev/null
   best=$(python3 - <<'PY'
 import json, glob, statistics
 best, arg = -1, ""
